@@ -1,0 +1,67 @@
+# Every workflow of the course is a target. Run `make help` for the list.
+# Instructors: A=<assignment> names a lesson folder, e.g. make autograde A=04_residual_blocks.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+GRADING_ROOT ?= $(abspath autograder)
+export GRADING_ROOT
+# nbgrader runs helper programs (alembic, jupyter) by name: the venv comes first on PATH.
+export PATH := $(BIN):$(PATH)
+NBGRADER := cd autograder && $(BIN)/nbgrader
+ASSIGNMENTS := $(notdir $(wildcard solutions/[0-9]*))
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: help setup data lab test lint release autograde feedback grades gpu-check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP) data  ## create .venv and install the course package with everything the course needs
+
+data:  ## get Fashion-MNIST (Debian's dataset-fashion-mnist when apt-get is there; else it downloads on first use)
+	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST: $(FASHION_MNIST)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null && echo "Fashion-MNIST installed"; \
+	else echo "Fashion-MNIST is not installed system-wide: the lessons download it on first use (or see README)."; fi
+
+lab: setup  ## open the course in JupyterLab
+	$(BIN)/jupyter lab --notebook-dir=lessons
+
+lint: $(STAMP)  ## ruff over the package, tests and benchmarks
+	$(BIN)/ruff check .
+
+test: setup  ## run every test: lint, package units, notebooks, release drift, grading end to end
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+release: $(STAMP)  ## regenerate lessons/ from solutions/ with nbgrader
+	for a in $(ASSIGNMENTS); do ($(NBGRADER) generate_assignment $$a --force) || exit 1; done
+
+autograde: $(STAMP)  ## grade autograder/submitted/<student>/$(A)/ (fast mode)
+	@test -n "$(A)" || { echo "usage: make autograde A=<assignment>, one of: $(ASSIGNMENTS)"; exit 2; }
+	$(NBGRADER) generate_assignment $(A) --force --CourseDirectory.release_directory=$(GRADING_ROOT)/release
+	$(NBGRADER) autograde $(A) --create --force
+
+feedback: $(STAMP)  ## write HTML feedback for $(A) into autograder/feedback/
+	@test -n "$(A)" || { echo "usage: make feedback A=<assignment>"; exit 2; }
+	$(NBGRADER) generate_feedback $(A) --force
+
+grades: $(STAMP)  ## export the gradebook to autograder/grades.csv
+	$(NBGRADER) export --to $(GRADING_ROOT)/grades.csv
+
+gpu-check: $(STAMP)  ## run every check and hidden test on the GPU and say what ran where
+	$(BIN)/python autograder/gpu_check.py
+
+bench: $(STAMP)  ## print the benchmarks' figures
+	$(BIN)/python benchmarks/widget_redraw.py
+
+clean:  ## remove grading work folders (never the gradebook's source: solutions/)
+	rm -rf autograder/autograded autograder/feedback autograder/release autograder/gradebook.db autograder/grades.csv

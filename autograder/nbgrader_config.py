@@ -1,0 +1,39 @@
+"""nbgrader configuration of the course: run every nbgrader command from this folder (the Makefile does)."""
+
+import os
+
+c = get_config()  # noqa: F821  (nbgrader injects get_config)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(HERE)
+
+c.CourseDirectory.course_id = "residual-course"
+# Work folders (submitted/, autograded/, feedback/, the sqlite gradebook) live here, or under GRADING_ROOT if set.
+c.CourseDirectory.root = os.environ.get("GRADING_ROOT") or HERE
+# One source of truth: instructors edit solutions/, nbgrader writes the student notebooks to lessons/.
+c.CourseDirectory.source_directory = os.path.join(REPOSITORY, "solutions")
+c.CourseDirectory.release_directory = os.environ.get("RELEASE_DIR") or os.path.join(REPOSITORY, "lessons")
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+# The gradebook: sqlite next to this file unless NBGRADER_DB_URL names another database (any SQLAlchemy URL).
+c.CourseDirectory.db_url = os.environ.get(
+    "NBGRADER_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+)
+# Only notebooks are assignment files; the lessons import everything else from the helper package.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+
+# Stubs raise, so an untouched exercise fails its checks loudly instead of passing silently.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.ClearSolutions.begin_solution_delimeter = "BEGIN SOLUTION"
+c.ClearSolutions.end_solution_delimeter = "END SOLUTION"
+c.ClearHiddenTests.begin_test_delimeter = "BEGIN HIDDEN TESTS"
+c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
+# Released notebooks carry no outputs, so git diffs stay readable.
+c.ClearOutput.enabled = True
+
+# Autograding runs in fast mode (nbgrader sets NBGRADER_EXECUTION): a lesson takes well under a minute on a CPU.
+c.Execute.timeout = 180
+c.Execute.startup_timeout = 120
+c.Execute.interrupt_on_timeout = True

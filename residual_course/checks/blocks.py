@@ -1,0 +1,366 @@
+"""Checks for lesson 04's blocks: BasicBlock, Bottleneck and PreActBlock, judged by behaviour alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import resnet as tv
+
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.probes import trace_forward
+
+BlockFactory = Callable[..., nn.Module]
+
+
+# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
+
+def basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
+    """Two bias-free 3x3 convs, two BatchNorms, plus a 1x1 conv + BN projection when the shape changes."""
+    count = 9 * in_channels * out_channels + 9 * out_channels**2 + 2 * 2 * out_channels
+    if stride != 1 or in_channels != out_channels:
+        count += in_channels * out_channels + 2 * out_channels
+    return count
+
+
+def bottleneck_params(in_channels: int, mid_channels: int, stride: int = 1) -> int:
+    """1x1 reduce, 3x3, 1x1 expand to 4*mid (bias-free, each with BN), plus a projection when needed."""
+    out_channels = 4 * mid_channels
+    count = in_channels * mid_channels + 9 * mid_channels**2 + mid_channels * out_channels
+    count += 2 * (mid_channels + mid_channels + out_channels)
+    if stride != 1 or in_channels != out_channels:
+        count += in_channels * out_channels + 2 * out_channels
+    return count
+
+
+def preact_block_params(in_channels: int, out_channels: int, stride: int = 1) -> set[int]:
+    """BN(in) and two bias-free 3x3 convs with BN(out) between; a 1x1 projection (with or without BN)."""
+    count = 2 * in_channels + 9 * in_channels * out_channels + 2 * out_channels + 9 * out_channels**2
+    if stride == 1 and in_channels == out_channels:
+        return {count}
+    projection = in_channels * out_channels
+    return {count + projection, count + projection + 2 * out_channels}
+
+
+def torchvision_basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
+    """Parameter count of torchvision's own BasicBlock, downsample built as its ResNet does."""
+    return _count(tv.BasicBlock(in_channels, out_channels, stride, _tv_downsample(in_channels, out_channels, stride)))
+
+
+def torchvision_bottleneck_params(in_channels: int, mid_channels: int, stride: int = 1) -> int:
+    """Parameter count of torchvision's own Bottleneck, downsample built as its ResNet does."""
+    downsample = _tv_downsample(in_channels, 4 * mid_channels, stride)
+    return _count(tv.Bottleneck(in_channels, mid_channels, stride, downsample))
+
+
+def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    """torchvision's projection: 1x1 conv (stride, no bias) + BN, only when the shape changes."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+
+
+def _count(module: nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------- shared probes
+
+def _inputs(device: torch.device, channels: int, size: int = 8, batch: int = 4, seed: int = 0) -> Tensor:
+    """A reproducible random batch made directly on the device (nothing is created on the CPU)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(batch, channels, size, size, generator=generator, device=device)
+
+
+def _build(factory: BlockFactory, *args: int, device: torch.device) -> nn.Module:
+    """Instantiate the learner's block and move it to the device, insisting that it is an nn.Module."""
+    block = factory(*args)
+    if not isinstance(block, nn.Module):
+        raise PropertyFailed(f"{_name(factory)}{args} returned a {type(block).__name__}, not an nn.Module")
+    return block.to(device)
+
+
+def _name(factory: BlockFactory) -> str:
+    """The learner's class name, for messages."""
+    return getattr(factory, "__name__", "block")
+
+
+def _run(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
+    """Forward pass that turns a shape clash at the addition into a sentence about the shortcut."""
+    try:
+        return block(inputs)
+    except RuntimeError as error:
+        if "must match the size" in str(error) or "size of tensor" in str(error):
+            raise PropertyFailed(
+                f"{call} fails at the addition ({error}): when the stride or the channel count changes, the "
+                "shortcut must change shape too; use a 1x1 conv (that stride, bias=False) followed by BatchNorm"
+            ) from None
+        if "device" in str(error) or "Expected all tensors" in str(error):
+            raise PropertyFailed(
+                f"{call} mixes devices ({error}): create every tensor on `x.device` and register layers as "
+                "attributes (or buffers) so that .to(device) moves them"
+            ) from None
+        raise
+
+
+def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> Tensor:
+    """Run the block and compare the output shape with the expected one."""
+    output = _run(block, inputs, call)
+    if tuple(output.shape) != expected:
+        raise PropertyFailed(
+            f"{call} maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected {expected}: "
+            "3x3 convs need padding=1, and only the first conv of the branch (and the shortcut) takes the stride"
+        )
+    return output
+
+
+def _expect_params(block: nn.Module, expected: int | set[int], call: str, extra: dict[int, str]) -> None:
+    """Compare the parameter count with the formula, naming the likely cause of a difference."""
+    got = _count(block)
+    allowed = expected if isinstance(expected, set) else {expected}
+    if got in allowed:
+        return
+    reference = min(allowed)
+    fallback = "compare your layers with the block's diagram: kernel sizes, channels, BatchNorms"
+    hint = extra.get(got - reference, fallback)
+    raise PropertyFailed(f"{call} has {got:,} parameters, expected {reference:,}: {hint}")
+
+
+def _zero_parameters(block: nn.Module) -> None:
+    """Set every weight and bias to zero, which makes a well-built residual branch output exactly zero."""
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.zero_()
+
+
+def _zero_branch_output(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Input and output of an identity-shortcut block in eval mode whose parameters are all zero."""
+    block = _build(factory, *args, device=device).eval()
+    _zero_parameters(block)
+    inputs = _inputs(device, args[0])
+    with torch.no_grad():
+        return inputs, _run(block, inputs, f"{_name(factory)}{args}")
+
+
+def _expect_relu_after_add(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
+    """A post-activation block with a zero branch returns relu(x): shortcut added first, then ReLU."""
+    inputs, output = _zero_branch_output(factory, args, device)
+    if torch.allclose(output, inputs, atol=1e-6):
+        raise PropertyFailed(
+            "with the residual branch at zero the block returned x unchanged, so no ReLU runs after the "
+            "addition: apply the last ReLU to (branch + shortcut), not to the branch before adding"
+        )
+    if torch.count_nonzero(output) == 0:
+        raise PropertyFailed(
+            "with the residual branch at zero the block returned all zeros: the shortcut is missing; "
+            "add the input (or its projection) to the branch output before the final ReLU"
+        )
+    if not torch.allclose(output, F.relu(inputs), atol=1e-6):
+        raise PropertyFailed("with the residual branch at zero the block should return relu(x); it returned "
+                             "something else: the branch must end in conv -> BN, and the shortcut must be x itself")
+
+
+def _expect_no_relu_after_add(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
+    """A pre-activation block with a zero branch returns x itself: nothing runs after the addition."""
+    inputs, output = _zero_branch_output(factory, args, device)
+    if torch.allclose(output, F.relu(inputs), atol=1e-6):
+        raise PropertyFailed("with the branch at zero the block returned relu(x): a pre-activation block has "
+                             "no ReLU after the addition; return branch + shortcut as is")
+    if torch.count_nonzero(output) == 0:
+        raise PropertyFailed("with the branch at zero the block returned zeros: the shortcut is missing; "
+                             "add x to the branch output")
+    if not torch.allclose(output, inputs, atol=1e-6):
+        raise PropertyFailed("with the branch at zero the block should return x exactly; it returned something "
+                             "else: the shortcut must be x itself when the shape does not change")
+
+
+def _expect_batchnorm_modes(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
+    """BatchNorm uses batch statistics in train() and running statistics in eval()."""
+    block = _build(factory, *args, device=device)
+    inputs = _inputs(device, args[0], batch=8)
+    other = torch.cat([inputs[:1], 3 * inputs[1:] + 1])
+    call = f"{_name(factory)}{args}"
+    with torch.no_grad():
+        block.train()
+        trained_a, trained_b = _run(block, inputs, call)[0], _run(block, other, call)[0]
+        block.eval()
+        eval_a, eval_b = _run(block, inputs, call)[0], _run(block, other, call)[0]
+    if torch.allclose(trained_a, trained_b, atol=1e-5):
+        raise PropertyFailed("in train() mode one image's output ignores the rest of the batch: put an "
+                             "nn.BatchNorm2d after each convolution")
+    if not torch.allclose(eval_a, eval_b, atol=1e-5):
+        raise PropertyFailed("in eval() mode one image's output still depends on the rest of the batch: use "
+                             "nn.BatchNorm2d, which switches to running statistics in eval mode")
+
+
+def _expect_device_and_gradient(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
+    """Parameters and output live on the course device, and the loss gradient reaches the input."""
+    block = _build(factory, *args, device=device)
+    misplaced = [p.device for p in block.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type})")
+    inputs = _inputs(device, args[0]).requires_grad_(True)
+    output = _run(block, inputs, f"{_name(factory)}{args}")
+    if output.device.type != device.type:
+        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+    output.square().sum().backward()
+    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
+                             "torch.no_grad() inside forward")
+
+
+def _expect_stride_in_first_3x3(block: nn.Module, inputs: Tensor, call: str) -> None:
+    """The first 3x3 conv that runs does the downsampling (as torchvision's ResNet v1.5 does)."""
+    convs = [c for c in trace_forward(block, inputs, (nn.Conv2d,)) if c.module.kernel_size == (3, 3)]
+    if not convs:
+        raise PropertyFailed(f"{call} runs no 3x3 convolution")
+    first = convs[0]
+    if first.output_shape[-1] == first.input_shape[-1]:
+        raise PropertyFailed(f"in {call} the first 3x3 conv keeps the spatial size {first.input_shape[-1]}: "
+                             "the stride belongs to the (first) 3x3 convolution of the branch")
+
+
+# ---------------------------------------------------------------- the three blocks
+
+def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Property]:
+    """Properties of BasicBlock(in_channels, out_channels, stride) from the exercise interface."""
+    c = channels
+    name = _name(factory)
+    same = (c, c, 1)
+
+    def identity_shape_and_params(device: torch.device) -> None:
+        block = _build(factory, *same, device=device)
+        _expect_shape(block, _inputs(device, c), (4, c, 8, 8), f"{name}{same}")
+        _expect_params(block, basic_block_params(*same), f"{name}{same}", {
+            2 * c: "your convolutions have biases: pass bias=False (BatchNorm's shift makes them redundant)",
+            c * c + 2 * c: "it has a projection although stride=1 and channels match: use the identity there",
+            -4 * c: "it lacks BatchNorm: put nn.BatchNorm2d after each convolution",
+        })
+
+    def projection(device: torch.device) -> None:
+        for args in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
+            cin, cout, stride = args
+            block = _build(factory, *args, device=device)
+            inputs = _inputs(device, cin)
+            _expect_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), f"{name}{args}")
+            _expect_params(block, basic_block_params(*args), f"{name}{args}", {
+                -(cin * cout + 2 * cout): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
+                -2 * cout: "the projection needs a BatchNorm after its 1x1 conv",
+                8 * cin * cout: "the projection is a 1x1 convolution, not 3x3",
+                2 * cout: "your convolutions have biases: pass bias=False",
+                3 * cout: "your convolutions have biases: pass bias=False",
+            })
+            if stride != 1:
+                _expect_stride_in_first_3x3(block.eval(), inputs, f"{name}{args}")
+
+    return [
+        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
+        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
+                 lambda d: _expect_relu_after_add(factory, same, d)),
+        Property("projection", "projection shortcut exactly when stride or channels change", projection),
+        Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
+                 lambda d: _expect_batchnorm_modes(factory, same, d)),
+        Property("device", "runs on the device and passes the gradient to its input",
+                 lambda d: _expect_device_and_gradient(factory, same, d)),
+    ]
+
+
+def bottleneck_properties(factory: BlockFactory, mid_channels: int = 8) -> list[Property]:
+    """Properties of Bottleneck(in_channels, mid_channels, stride): output has 4 * mid_channels channels."""
+    m = mid_channels
+    name = _name(factory)
+    same = (4 * m, m, 1)
+
+    def identity_shape_and_params(device: torch.device) -> None:
+        block = _build(factory, *same, device=device)
+        _expect_shape(block, _inputs(device, 4 * m), (4, 4 * m, 8, 8), f"{name}{same}")
+        _expect_params(block, bottleneck_params(*same), f"{name}{same}", {
+            6 * m: "your convolutions have biases: pass bias=False",
+            16 * m * m + 8 * m: "it has a projection although the shape does not change: use the identity there",
+        })
+
+    def projection(device: torch.device) -> None:
+        for args in [(2 * m, m, 1), (4 * m, m, 2), (4 * m, 2 * m, 2)]:
+            cin, mid, stride = args
+            block = _build(factory, *args, device=device)
+            inputs = _inputs(device, cin)
+            _expect_shape(block, inputs, (4, 4 * mid, 8 // stride, 8 // stride), f"{name}{args}")
+            _expect_params(block, bottleneck_params(*args), f"{name}{args}", {
+                -(cin * 4 * mid + 8 * mid): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
+                -8 * mid: "the projection needs a BatchNorm after its 1x1 conv",
+            })
+            if stride != 1:
+                _expect_stride_in_first_3x3(block.eval(), inputs, f"{name}{args}")
+
+    return [
+        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
+        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
+                 lambda d: _expect_relu_after_add(factory, same, d)),
+        Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
+                 projection),
+        Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
+                 lambda d: _expect_batchnorm_modes(factory, same, d)),
+        Property("device", "runs on the device and passes the gradient to its input",
+                 lambda d: _expect_device_and_gradient(factory, same, d)),
+    ]
+
+
+def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[Property]:
+    """Properties of PreActBlock(in_channels, out_channels, stride): BN-ReLU-conv twice, add, nothing after."""
+    c = channels
+    name = _name(factory)
+    same = (c, c, 1)
+
+    def identity_shape_and_params(device: torch.device) -> None:
+        block = _build(factory, *same, device=device)
+        _expect_shape(block, _inputs(device, c), (4, c, 8, 8), f"{name}{same}")
+        _expect_params(block, preact_block_params(*same), f"{name}{same}", {
+            2 * c: "your convolutions have biases: pass bias=False",
+            c * c: "it has a projection although stride=1 and channels match: use the identity there",
+        })
+
+    def activation_before_convs(device: torch.device) -> None:
+        block = _build(factory, *same, device=device).eval()
+        convs = trace_forward(block, _inputs(device, c), (nn.Conv2d,))
+        if any(call.input_min < 0 for call in convs):
+            raise PropertyFailed("a convolution receives negative inputs: in a pre-activation block every conv "
+                                 "comes after BatchNorm and ReLU (BN -> ReLU -> conv, twice)")
+
+    def projection(device: torch.device) -> None:
+        for args in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
+            cin, cout, stride = args
+            block = _build(factory, *args, device=device)
+            inputs = _inputs(device, cin)
+            _expect_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), f"{name}{args}")
+            _expect_params(block, preact_block_params(*args), f"{name}{args}", {
+                -cin * cout: "the projection shortcut is missing (a 1x1 conv with the block's stride, no bias)",
+            })
+
+    return [
+        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
+        Property("no relu after add", "zero branch gives x exactly: no ReLU after the addition",
+                 lambda d: _expect_no_relu_after_add(factory, same, d)),
+        Property("pre-activation", "each conv sees BatchNorm + ReLU output (pre-activation order)",
+                 activation_before_convs),
+        Property("projection", "projection shortcut exactly when stride or channels change", projection),
+        Property("device", "runs on the device and passes the gradient to its input",
+                 lambda d: _expect_device_and_gradient(factory, same, d)),
+    ]
+
+
+def check_basic_block(factory: BlockFactory, only: str | list[str] | None = None, channels: int = 16) -> None:
+    """Check a learner's BasicBlock and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), basic_block_properties(factory, channels), only)
+
+
+def check_bottleneck(factory: BlockFactory, only: str | list[str] | None = None, mid_channels: int = 8) -> None:
+    """Check a learner's Bottleneck and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), bottleneck_properties(factory, mid_channels), only)
+
+
+def check_preact_block(factory: BlockFactory, only: str | list[str] | None = None, channels: int = 16) -> None:
+    """Check a learner's PreActBlock and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), preact_block_properties(factory, channels), only)

@@ -1,0 +1,125 @@
+"""Checks for lesson 01: the sigmoid's derivative and per-layer gradient norms, judged by behaviour alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+
+
+def _as_floats(norms: object, call: str) -> list[float]:
+    """Accept a list or tuple of numbers or 0-d tensors; refuse anything else with a sentence."""
+    if not isinstance(norms, list | tuple):
+        raise PropertyFailed(f"{call} returned a {type(norms).__name__}; return a list with one float per layer")
+    try:
+        return [float(value) for value in norms]
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise PropertyFailed(f"{call} returned items that are not single numbers ({error}); "
+                             "use float(...) or .item() on each norm") from None
+
+
+def _graded_model(device: torch.device, skip: bool) -> nn.Module:
+    """A small model whose layers all differ in size, with gradients from one backward pass."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    if skip:
+        from residual_course.models import make_mlp
+
+        model = make_mlp(depth=6, width=16, activation="tanh", skip=True, in_features=12, num_classes=3)
+    else:
+        model = nn.Sequential(nn.Linear(12, 9), nn.Tanh(), nn.Linear(9, 7), nn.Tanh(), nn.Linear(7, 3))
+    model.to(device)
+    inputs = torch.randn(16, 12, generator=generator, device=device)
+    targets = torch.randint(0, 3, (16,), generator=generator, device=device)
+    F.cross_entropy(model(inputs), targets).backward()
+    return model
+
+
+def _expected_norms(model: nn.Module) -> list[float]:
+    """The reference: the 2-norm of each Linear layer's weight gradient, in forward order."""
+    return [float(torch.linalg.vector_norm(m.weight.grad)) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def layer_grad_norm_properties(function: Callable[[nn.Module], object]) -> list[Property]:
+    """Properties of weight_grad_norms(model) -> one gradient norm per Linear layer, first to last."""
+    call = f"{getattr(function, '__name__', 'function')}(model)"
+
+    def compare(device: torch.device, skip: bool) -> None:
+        model = _graded_model(device, skip)
+        expected = _expected_norms(model)
+        got = _as_floats(function(model), call)
+        if len(got) != len(expected):
+            raise PropertyFailed(f"{call} returned {len(got)} numbers for a model with {len(expected)} Linear "
+                                 "layers: one norm per layer's weight (skip the 1-D bias vectors)")
+        got_t, expected_t = torch.tensor(got), torch.tensor(expected)
+        if torch.allclose(got_t.flip(0), expected_t, rtol=1e-4) and not torch.allclose(got_t, expected_t, rtol=1e-4):
+            raise PropertyFailed(f"{call} lists the layers last to first; list them from input to output")
+        if not torch.allclose(got_t, expected_t, rtol=1e-4, atol=1e-8):
+            raise PropertyFailed(f"{call} returned {[round(v, 5) for v in got]}, expected "
+                                 f"{[round(v, 5) for v in expected]}: take torch.linalg.vector_norm of each "
+                                 "layer's weight.grad (the 2-norm of the whole gradient), not of the weights")
+
+    def leaves_gradients_alone(device: torch.device) -> None:
+        model = _graded_model(device, skip=False)
+        before = [p.grad.clone() for p in model.parameters()]
+        function(model)
+        after = [p.grad for p in model.parameters()]
+        if any(a is None or not torch.equal(a, b) for a, b in zip(after, before, strict=True)):
+            raise PropertyFailed(f"{call} changed the gradients: only read p.grad, do not zero them or call "
+                                 "backward() again")
+
+    return [
+        Property("plain", "one norm per Linear layer, input to output, on a plain MLP",
+                 lambda d: compare(d, skip=False)),
+        Property("residual", "the same on a residual MLP (layers inside skip blocks included)",
+                 lambda d: compare(d, skip=True)),
+        Property("read only", "reads the gradients without changing them", leaves_gradients_alone),
+    ]
+
+
+def sigmoid_derivative_properties(function: Callable[[Tensor], Tensor]) -> list[Property]:
+    """Properties of sigmoid_derivative(z) -> d sigmoid(z) / dz, elementwise."""
+    call = f"{getattr(function, '__name__', 'function')}(z)"
+
+    def matches_autograd(device: torch.device) -> None:
+        z = torch.linspace(-10, 10, 201, device=device, requires_grad=True)
+        (expected,) = torch.autograd.grad(torch.sigmoid(z).sum(), z)
+        got = function(z.detach())
+        if not isinstance(got, Tensor):
+            raise PropertyFailed(f"{call} returned a {type(got).__name__}; return a tensor like z")
+        if got.shape != z.shape or got.device.type != device.type:
+            raise PropertyFailed(f"{call} returned shape {tuple(got.shape)} on {got.device} for z of shape "
+                                 f"{tuple(z.shape)} on {device.type}: compute elementwise with torch operations")
+        if not torch.allclose(got, expected, atol=1e-6):
+            worst = int((got - expected).abs().argmax())
+            where = float(z.detach()[worst])
+            raise PropertyFailed(f"at z = {where:.2f} it gives {float(got[worst]):.4f}, autograd says "
+                                 f"{float(expected[worst]):.4f}: use sigmoid(z) * (1 - sigmoid(z))")
+
+    def bounded_by_quarter(device: torch.device) -> None:
+        z = torch.linspace(-6, 6, 1201, device=device)
+        values = function(z)
+        peak = float(values.max())
+        at_zero = float(function(torch.zeros(1, device=device)))
+        if abs(peak - 0.25) > 1e-6 or abs(at_zero - 0.25) > 1e-6:
+            raise PropertyFailed(f"the maximum is {peak:.4f} and the value at 0 is {at_zero:.4f}; the sigmoid's "
+                                 "slope peaks at exactly 1/4 at z = 0")
+
+    return [
+        Property("autograd", "equals autograd's derivative of torch.sigmoid, elementwise, on the device",
+                 matches_autograd),
+        Property("bound", "never exceeds 1/4, reached at z = 0", bounded_by_quarter),
+    ]
+
+
+def check_layer_grad_norms(function: Callable[[nn.Module], object], only: str | list[str] | None = None) -> None:
+    """Check a learner's per-layer gradient-norm function and print one PASS/FAIL line per property."""
+    run_properties(getattr(function, "__name__", "function"), layer_grad_norm_properties(function), only)
+
+
+def check_sigmoid_derivative(function: Callable[[Tensor], Tensor], only: str | list[str] | None = None) -> None:
+    """Check a learner's sigmoid derivative and print one PASS/FAIL line per property."""
+    run_properties(getattr(function, "__name__", "function"), sigmoid_derivative_properties(function), only)

@@ -1,0 +1,96 @@
+"""Run a learner's code against named properties and report each as PASS or FAIL with a hint."""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from residual_course.runtime import get_device
+
+_LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parents[1]))
+
+
+class PropertyFailed(Exception):
+    """A property of the learner's code does not hold; the message says which and how to fix it."""
+
+
+class CheckFailed(AssertionError):
+    """Raised at the end of a check when any property failed; shown to learners without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the learner already read the FAIL lines."""
+        return [f"CheckFailed: {self}"]
+
+
+class Property(NamedTuple):
+    """One checkable property: a short key for `only=`, the sentence a learner reads, and its test."""
+
+    key: str
+    description: str
+    test: Callable[[torch.device], None]
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """Switch TF32 off for the duration of a check, so GPU results compare with CPU tolerances."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def describe_error(error: BaseException) -> str:
+    """Turn an exception raised by learner code into one sentence that points at the learner's line."""
+    if isinstance(error, NotImplementedError):
+        return "not implemented yet: replace `raise NotImplementedError()` in the cell marked # YOUR CODE HERE"
+    frames = traceback.extract_tb(error.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        if not frame.filename.startswith(_LIBRARY_DIRS):
+            where = f" (at `{(frame.line or '').strip()}`)"
+            break
+    return f"your code raised {type(error).__name__}: {error}{where}"
+
+
+def run_properties(subject: str, properties: Sequence[Property], only: str | Sequence[str] | None = None) -> None:
+    """Check each property on the course's device, print PASS/FAIL lines, raise CheckFailed if any failed."""
+    selected = _select(properties, only)
+    device = get_device()
+    where = "cuda" if device.type == "cuda" else "cpu (no GPU found)"
+    print(f"Checking {subject} on {where}")
+    failures = []
+    with exact_float32():
+        for prop in selected:
+            try:
+                prop.test(device)
+            except PropertyFailed as failure:
+                failures.append(prop.key)
+                print(f"  FAIL  {prop.description}: {failure}")
+            except Exception as error:  # learner code may raise anything; report it as a sentence
+                failures.append(prop.key)
+                print(f"  FAIL  {prop.description}: {describe_error(error)}")
+            else:
+                print(f"  PASS  {prop.description}")
+    if failures:
+        raise CheckFailed(f"{len(failures)} of {len(selected)} properties of {subject} failed: {', '.join(failures)}")
+    print(f"{subject}: all {len(selected)} checked properties hold." if len(selected) > 1
+          else f"{subject}: the checked property holds.")
+
+
+def _select(properties: Sequence[Property], only: str | Sequence[str] | None) -> list[Property]:
+    """Pick the properties named in `only` (all when None), refusing names that do not exist."""
+    if only is None:
+        return list(properties)
+    wanted = [only] if isinstance(only, str) else list(only)
+    known = [prop.key for prop in properties]
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        raise ValueError(f"unknown property {unknown}; choose from {known}")
+    return [prop for prop in properties if prop.key in wanted]

@@ -1,0 +1,101 @@
+"""Gradient and activation diagnostics: the numbers behind every "the gradient vanished" plot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_SATURATION_TESTS: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
+    nn.Sigmoid: lambda output: (output < 0.01) | (output > 0.99),
+    nn.Tanh: lambda output: output.abs() > 0.99,
+    nn.ReLU: lambda output: output == 0,
+}
+
+
+def named_layer_grad_norms(model: nn.Module) -> dict[str, float]:
+    """L2 norm of each weight gradient by module name, read from `.grad` so in-place ops stay safe."""
+    layers = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(getattr(module, "weight", None), Tensor) and module.weight.dim() >= 2
+    }
+    if not layers:
+        raise ValueError("The model has no layer with a weight of dim >= 2 (Linear, Conv*) to measure.")
+    for name, layer in layers.items():
+        if layer.weight.grad is None:
+            raise ValueError(f"Layer {name!r} has no weight gradient yet: run loss.backward() first.")
+    norms = torch.stack([torch.linalg.vector_norm(layer.weight.grad) for layer in layers.values()])
+    return dict(zip(layers, norms.tolist(), strict=True))
+
+
+def layer_grad_norms(model: nn.Module) -> list[float]:
+    """The same norms as a list, first layer first, ready to plot against layer index."""
+    return list(named_layer_grad_norms(model).values())
+
+
+def gradient_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[float]:
+    """One forward/backward pass on a batch, so a model's gradient profile is one call away.
+
+    The grads are reset first and the model's train/eval mode is left as the caller set it.
+    """
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(inputs), targets).backward()
+    return layer_grad_norms(model)
+
+
+def first_to_last_ratio(norms: list[float]) -> float:
+    """How much weaker the input layer's gradient is than the output layer's: the vanishing factor.
+
+    NaN when the output layer's gradient is exactly zero (every unit feeding it dead), where no ratio exists.
+    """
+    return norms[0] / norms[-1] if norms[-1] else float("nan")
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """What one activation layer emitted, to show saturated sigmoids and dead ReLUs next to the gradients."""
+
+    name: str
+    mean: float
+    std: float
+    saturated_fraction: float
+
+
+def activation_stats(model: nn.Module, inputs: Tensor) -> list[ActivationStats]:
+    """Mean, std and saturated fraction of every Sigmoid/Tanh/ReLU output, in forward order."""
+    stats: list[ActivationStats] = []
+
+    def record(name: str, is_saturated: Callable[[Tensor], Tensor]) -> Callable[..., None]:
+        """Bind the layer's name and test, so each hook reports about its own layer."""
+
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            """Summarise the layer's output as it passes, before later in-place ops can change it."""
+            output = output.float()
+            fraction = is_saturated(output).float().mean()
+            stats.append(ActivationStats(name, output.mean().item(), output.std().item(), fraction.item()))
+
+        return hook
+
+    handles = [
+        module.register_forward_hook(record(name, _SATURATION_TESTS[type(module)]))
+        for name, module in model.named_modules()
+        if type(module) in _SATURATION_TESTS
+    ]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats
+
+
+def sigmoid_derivative_bound(depth: int) -> float:
+    """0.25 ** depth: sigmoid' <= 1/4 caps the derivative product through `depth` sigmoids (weights aside)."""
+    if depth < 0:
+        raise ValueError(f"depth must be a non-negative number of sigmoid layers, got {depth}.")
+    return 0.25**depth

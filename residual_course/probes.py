@@ -1,0 +1,47 @@
+"""Look inside a learner's module by what it does when it runs, never by its attribute names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Call:
+    """One module call seen during a forward pass: what ran, on what shapes, and how negative its input was."""
+
+    module: nn.Module
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_min: float
+
+
+def trace_forward(model: nn.Module, inputs: Tensor, types: tuple[type[nn.Module], ...]) -> list[Call]:
+    """Record, in execution order, every call of a submodule of the given types during one forward pass."""
+    calls: list[Call] = []
+
+    def record(module: nn.Module, args: tuple, output: Tensor) -> None:
+        first = args[0]
+        calls.append(Call(module, tuple(first.shape), tuple(output.shape), float(first.min())))
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, types)]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def zero_init_last_norm(block: nn.Module, inputs: Tensor) -> nn.BatchNorm2d:
+    """Zero the scale (gamma) of the last BatchNorm that runs, so the residual branch starts as zero."""
+    norms = trace_forward(block, inputs, (nn.BatchNorm2d,))
+    if not norms:
+        raise ValueError("this block runs no BatchNorm2d layer, so there is no gamma to zero")
+    last = norms[-1].module
+    with torch.no_grad():
+        last.weight.zero_()
+    return last

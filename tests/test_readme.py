@@ -1,0 +1,32 @@
+"""The repository address lives in pyproject.toml; the README badges and the Colab install lines follow it."""
+
+import re
+
+import pytest
+import tomllib
+from notebooks import ASSIGNMENTS, REPOSITORY, notebook_path
+
+REPOSITORY_URL = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+OWNER_AND_NAME = REPOSITORY_URL.removeprefix("https://github.com/")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_readme_has_a_colab_badge_for_every_lesson(assignment):
+    readme = (REPOSITORY / "README.md").read_text()
+    expected = f"https://colab.research.google.com/github/{OWNER_AND_NAME}/blob/main/lessons/{assignment}/{assignment}.ipynb"
+    assert expected in readme
+
+
+@pytest.mark.parametrize("folder", ["solutions", "lessons"])
+def test_every_colab_link_and_install_line_uses_the_one_repository_url(folder):
+    readme = (REPOSITORY / "README.md").read_text()
+    for text in [readme] + [notebook_path(folder, a).read_text() for a in ASSIGNMENTS]:
+        for owner_and_name in re.findall(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/", text):
+            assert owner_and_name == OWNER_AND_NAME
+        for url in re.findall(r"git\+(https://github\.com/[^@\"]+)@", text):
+            assert url == REPOSITORY_URL
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    assert "make test" in (REPOSITORY / "README.md").read_text()
+    assert (REPOSITORY / ".ci" / "run").read_text().strip().endswith("make test")

@@ -1,0 +1,105 @@
+"""Tests of residual_course.training: small real runs on a Fashion-MNIST subset, on the CPU."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import pytest
+from torch import nn
+
+from residual_course import data
+from residual_course.data import DataSet, load_dataset
+from residual_course.runtime import FAST_ENV_VARS, seed_everything
+from residual_course.training import History, evaluate, fit
+
+DEBIAN_FASHION = data.DEBIAN_FOLDERS["fashion-mnist"]
+pytestmark = pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="needs `apt-get install dataset-fashion-mnist`")
+
+
+@pytest.fixture(autouse=True)
+def not_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests decide fast mode themselves, whatever the CI environment says."""
+    for name in FAST_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def fashion() -> DataSet:
+    """A 2048/2000-example subset of the real data: big enough to learn, small enough for seconds."""
+    return load_dataset(device="cpu", train_size=2048, test_size=2000, root=DEBIAN_FASHION, download=False)
+
+
+def make_mlp(num_classes: int = 10) -> nn.Module:
+    """The same small MLP, with the same initial weights, every time it is called."""
+    seed_everything(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+
+def count_training_forwards(model: nn.Module) -> list[int]:
+    """Count forward calls made in train mode, i.e. optimisation steps, leaving evaluation out."""
+    calls = [0]
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        """Forward hook: add one per call made while training."""
+        calls[0] += module.training
+
+    model.register_forward_hook(count)
+    return calls
+
+
+def test_fit_learns_well_above_chance(fashion: DataSet) -> None:
+    history = fit(make_mlp(), fashion, epochs=2, progress=False)
+    assert len(history.train_loss) == len(history.test_accuracy) == 2
+    assert history.train_loss[1] < history.train_loss[0] and history.test_loss[1] < history.test_loss[0]
+    assert history.test_accuracy[-1] > 0.6
+    assert 0 < history.seconds < 60
+
+
+def test_same_seed_gives_identical_histories(fashion: DataSet) -> None:
+    runs = [asdict(fit(make_mlp(), fashion, epochs=2, optimizer="sgd", lr=0.05, max_steps_per_epoch=5,
+                       progress=False)) for _ in range(2)]
+    for run in runs:
+        run.pop("seconds")
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(("given_steps", "expected_steps"), [(None, 30), (7, 7)])
+def test_fast_mode_caps_epochs_and_steps(fashion: DataSet, monkeypatch: pytest.MonkeyPatch,
+                                         given_steps: int | None, expected_steps: int) -> None:
+    monkeypatch.setenv("RESIDUAL_COURSE_FAST", "1")
+    model = make_mlp()
+    steps = count_training_forwards(model)
+    history = fit(model, fashion, epochs=5, batch_size=16, max_steps_per_epoch=given_steps)
+    assert len(history.train_loss) == 2
+    assert steps[0] == 2 * expected_steps
+
+
+def test_wrong_output_shape_says_what_came_back(fashion: DataSet) -> None:
+    with pytest.raises(ValueError, match=r"returned \(128, 7\).*\(128, 10\)"):
+        fit(make_mlp(num_classes=7), fashion, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"returned \(1024, 1, 28, 28\)"):
+        evaluate(nn.Identity(), fashion.test)
+
+
+def test_unknown_optimizer_and_bad_counts_are_refused(fashion: DataSet) -> None:
+    with pytest.raises(ValueError, match="'adam', 'sgd'"):
+        fit(make_mlp(), fashion, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="max_steps_per_epoch must be"):
+        fit(make_mlp(), fashion, max_steps_per_epoch=0)
+
+
+def test_evaluate_is_exact_and_restores_the_mode(fashion: DataSet) -> None:
+    uniform = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    nn.init.zeros_(uniform[1].weight)
+    nn.init.zeros_(uniform[1].bias)
+    for training in (True, False):
+        uniform.train(training)
+        loss, accuracy = evaluate(uniform, fashion.test, batch_size=300)
+        assert uniform.training is training
+        assert loss == pytest.approx(math.log(10)) and accuracy == pytest.approx(0.1)  # argmax of ties is class 0
+    assert all(parameter.grad is None for parameter in uniform.parameters())
+
+
+def test_history_defaults_are_empty() -> None:
+    assert History() == History([], [], [], [], 0.0)
