@@ -33,7 +33,7 @@ data:  ## get Fashion-MNIST (Debian's dataset-fashion-mnist when apt-get is ther
 	else echo "Fashion-MNIST is not installed system-wide: the lessons download it on first use (or see README)."; fi
 
 lab: setup  ## open the course in JupyterLab
-	$(BIN)/jupyter lab --notebook-dir=lessons
+	$(BIN)/jupyter lab --notebook-dir=lessons $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(BIN)/ruff check .

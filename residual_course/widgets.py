@@ -58,7 +58,7 @@ class GradientExplorer:
         png = io.BytesIO()
         self.figure.savefig(png, format="png")
         self.plot.value = png.getvalue()
-        ratios = ", ".join(f"{label} {first_to_last_ratio(values):.2e}" for label, values in norms.items())
+        ratios = ", ".join(f"{label} {_describe_ratio(first_to_last_ratio(values))}" for label, values in norms.items())
         self.ratio_line.value = f"first/last layer gradient-norm ratio: {ratios}"
         self.last_redraw_seconds = time.perf_counter() - start
         return norms
@@ -88,3 +88,8 @@ class GradientExplorer:
     def _repr_mimebundle_(self, **kwargs: object) -> dict:
         """Let `display(explorer)`, or the explorer last in a cell, show the widget."""
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _describe_ratio(ratio: float) -> str:
+    """A ratio for the caption; an exact zero means the gradient fell below float32's smallest number."""
+    return "0 (the first layer's gradient underflowed float32)" if ratio == 0 else f"{ratio:.2e}"
