@@ -1,0 +1,51 @@
+"""Wall time of every solution notebook, fast mode and default mode: run `python benchmarks/lesson_times.py`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+from nbclient import NotebookClient
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+FAST_ENV_VARS = ("NBGRADER_EXECUTION", "CI", "RESIDUAL_COURSE_FAST")
+
+
+def execute_seconds(path: Path, fast: bool) -> float:
+    """Execute one notebook top to bottom in a fresh kernel, kernel start included, and time it."""
+    for name in FAST_ENV_VARS:
+        os.environ.pop(name, None)
+    if fast:
+        os.environ["RESIDUAL_COURSE_FAST"] = "1"
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Print one line per lesson and mode; the figures are the report, nothing is asserted."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--modes", nargs="+", choices=("fast", "default"), default=["fast", "default"])
+    parser.add_argument("lessons", nargs="*", help="lesson folders, e.g. 01_vanishing_gradients (default: all)")
+    args = parser.parse_args()
+    os.environ["MPLBACKEND"] = "Agg"
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    print(f"solution notebooks on {device}")
+    paths = sorted((REPOSITORY / "solutions").glob("[0-9]*/*.ipynb"))
+    for path in paths:
+        if args.lessons and path.parent.name not in args.lessons:
+            continue
+        for mode in args.modes:
+            print(f"{path.parent.name:<28} {mode:<8} {execute_seconds(path, mode == 'fast'):7.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
