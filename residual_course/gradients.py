@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from residual_course.probes import forward_hooks
+
 _SATURATION_TESTS: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
     nn.Sigmoid: lambda output: (output < 0.01) | (output > 0.99),
     nn.Tanh: lambda output: output.abs() > 0.99,
@@ -69,8 +71,9 @@ def activation_stats(model: nn.Module, inputs: Tensor) -> list[ActivationStats]:
     """Mean, std and saturated fraction of every Sigmoid/Tanh/ReLU output, in forward order."""
     stats: list[ActivationStats] = []
 
-    def record(name: str, is_saturated: Callable[[Tensor], Tensor]) -> Callable[..., None]:
-        """Bind the layer's name and test, so each hook reports about its own layer."""
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        """Bind the layer's name and saturation test, so each hook reports about its own layer."""
+        is_saturated = next(test for kind, test in _SATURATION_TESTS.items() if isinstance(module, kind))
 
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             """Summarise the layer's output as it passes, before later in-place ops can change it."""
@@ -80,17 +83,8 @@ def activation_stats(model: nn.Module, inputs: Tensor) -> list[ActivationStats]:
 
         return hook
 
-    handles = [
-        module.register_forward_hook(record(name, _SATURATION_TESTS[type(module)]))
-        for name, module in model.named_modules()
-        if type(module) in _SATURATION_TESTS
-    ]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with forward_hooks(model, tuple(_SATURATION_TESTS), make_hook), torch.no_grad():
+        model(inputs)
     return stats
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,21 +20,31 @@ class Call:
     input_min: float
 
 
+@contextlib.contextmanager
+def forward_hooks(model: nn.Module, types: tuple[type[nn.Module], ...],
+                  make_hook: Callable[[str, nn.Module], Callable[..., None]]) -> Iterator[None]:
+    """Attach make_hook(name, module) to every submodule of the given types, and always detach them after."""
+    handles = [m.register_forward_hook(make_hook(name, m)) for name, m in model.named_modules() if isinstance(m, types)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def trace_forward(model: nn.Module, inputs: Tensor, types: tuple[type[nn.Module], ...]) -> list[Call]:
     """Record, in execution order, every call of a submodule of the given types during one forward pass."""
     calls: list[Call] = []
 
-    def record(module: nn.Module, args: tuple, output: Tensor) -> None:
-        first = args[0]
-        calls.append(Call(module, tuple(first.shape), tuple(output.shape), float(first.min())))
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        def record(module: nn.Module, args: tuple, output: Tensor) -> None:
+            first = args[0]
+            calls.append(Call(module, tuple(first.shape), tuple(output.shape), float(first.min())))
 
-    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, types)]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+        return record
+
+    with forward_hooks(model, types, make_hook), torch.no_grad():
+        model(inputs)
     return calls
 
 

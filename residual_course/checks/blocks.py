@@ -145,36 +145,25 @@ def _zero_branch_output(factory: BlockFactory, args: tuple[int, ...], device: to
         return inputs, _run(block, inputs, f"{_name(factory)}{args}")
 
 
-def _expect_relu_after_add(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
-    """A post-activation block with a zero branch returns relu(x): shortcut added first, then ReLU."""
+def _expect_zero_branch_gives(factory: BlockFactory, args: tuple[int, ...], device: torch.device,
+                              final_relu: bool) -> None:
+    """With a zero branch a block returns relu(x) (post-activation) or x itself (pre-activation)."""
     inputs, output = _zero_branch_output(factory, args, device)
-    if torch.allclose(output, inputs, atol=1e-6):
+    expected, mistaken = (F.relu(inputs), inputs) if final_relu else (inputs, F.relu(inputs))
+    if torch.allclose(output, expected, atol=1e-6):
+        return
+    if torch.allclose(output, mistaken, atol=1e-6):
         raise PropertyFailed(
             "with the residual branch at zero the block returned x unchanged, so no ReLU runs after the "
-            "addition: apply the last ReLU to (branch + shortcut), not to the branch before adding"
-        )
+            "addition: apply the last ReLU to (branch + shortcut), not to the branch before adding" if final_relu
+            else "with the residual branch at zero the block returned relu(x): a pre-activation block has no ReLU "
+            "after the addition; return branch + shortcut as is")
     if torch.count_nonzero(output) == 0:
-        raise PropertyFailed(
-            "with the residual branch at zero the block returned all zeros: the shortcut is missing; "
-            "add the input (or its projection) to the branch output before the final ReLU"
-        )
-    if not torch.allclose(output, F.relu(inputs), atol=1e-6):
-        raise PropertyFailed("with the residual branch at zero the block should return relu(x); it returned "
-                             "something else: the branch must end in conv -> BN, and the shortcut must be x itself")
-
-
-def _expect_no_relu_after_add(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
-    """A pre-activation block with a zero branch returns x itself: nothing runs after the addition."""
-    inputs, output = _zero_branch_output(factory, args, device)
-    if torch.allclose(output, F.relu(inputs), atol=1e-6):
-        raise PropertyFailed("with the branch at zero the block returned relu(x): a pre-activation block has "
-                             "no ReLU after the addition; return branch + shortcut as is")
-    if torch.count_nonzero(output) == 0:
-        raise PropertyFailed("with the branch at zero the block returned zeros: the shortcut is missing; "
-                             "add x to the branch output")
-    if not torch.allclose(output, inputs, atol=1e-6):
-        raise PropertyFailed("with the branch at zero the block should return x exactly; it returned something "
-                             "else: the shortcut must be x itself when the shape does not change")
+        raise PropertyFailed("with the residual branch at zero the block returned all zeros: the shortcut is "
+                             "missing; add the input (or its projection) to the branch output")
+    raise PropertyFailed(f"with the residual branch at zero the block should return {'relu(x)' if final_relu else 'x'}"
+                         "; it returned something else: the branch must end in its last conv (and BN), and the "
+                         "shortcut must be x itself when the shape does not change")
 
 
 def _expect_batchnorm_modes(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
@@ -223,102 +212,108 @@ def _expect_stride_in_first_3x3(block: nn.Module, inputs: Tensor, call: str) -> 
                              "the stride belongs to the (first) 3x3 convolution of the branch")
 
 
+def _expect_block(factory: BlockFactory, args: tuple[int, int, int], device: torch.device, out_channels: int,
+                  params: int | set[int], hints: dict[int, str], stride_in_3x3: bool = False) -> None:
+    """Build the block for `args`, run it, and compare its output shape and parameter count with the formula."""
+    in_channels, _, stride = args
+    call = f"{_name(factory)}{args}"
+    block = _build(factory, *args, device=device)
+    inputs = _inputs(device, in_channels)
+    _expect_shape(block, inputs, (4, out_channels, 8 // stride, 8 // stride), call)
+    _expect_params(block, params, call, hints)
+    if stride_in_3x3 and stride != 1:
+        _expect_stride_in_first_3x3(block.eval(), inputs, call)
+
+
+def _bias_hints(*amounts: int) -> dict[int, str]:
+    """Parameter surpluses that mean "your convolutions have biases"."""
+    return dict.fromkeys(amounts, "your convolutions have biases: pass bias=False (BatchNorm's shift makes them "
+                                  "redundant)")
+
+
+def _device_property(factory: BlockFactory, same: tuple[int, int, int]) -> Property:
+    """Every block must run on the course device and pass the gradient back to its input."""
+    return Property("device", "runs on the device and passes the gradient to its input",
+                    lambda d: _expect_device_and_gradient(factory, same, d))
+
+
+def _post_activation_properties(factory: BlockFactory, same: tuple[int, int, int]) -> list[Property]:
+    """What BasicBlock and Bottleneck share: ReLU after the add, BatchNorm modes, device and gradient."""
+    return [
+        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
+                 lambda d: _expect_zero_branch_gives(factory, same, d, final_relu=True)),
+        Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
+                 lambda d: _expect_batchnorm_modes(factory, same, d)),
+        _device_property(factory, same),
+    ]
+
+
 # ---------------------------------------------------------------- the three blocks
 
 def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Property]:
     """Properties of BasicBlock(in_channels, out_channels, stride) from the exercise interface."""
     c = channels
-    name = _name(factory)
     same = (c, c, 1)
 
-    def identity_shape_and_params(device: torch.device) -> None:
-        block = _build(factory, *same, device=device)
-        _expect_shape(block, _inputs(device, c), (4, c, 8, 8), f"{name}{same}")
-        _expect_params(block, basic_block_params(*same), f"{name}{same}", {
-            2 * c: "your convolutions have biases: pass bias=False (BatchNorm's shift makes them redundant)",
+    def identity(device: torch.device) -> None:
+        _expect_block(factory, same, device, c, basic_block_params(*same), {
+            **_bias_hints(2 * c),
             c * c + 2 * c: "it has a projection although stride=1 and channels match: use the identity there",
             -4 * c: "it lacks BatchNorm: put nn.BatchNorm2d after each convolution",
         })
 
     def projection(device: torch.device) -> None:
         for args in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
-            cin, cout, stride = args
-            block = _build(factory, *args, device=device)
-            inputs = _inputs(device, cin)
-            _expect_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), f"{name}{args}")
-            _expect_params(block, basic_block_params(*args), f"{name}{args}", {
+            cin, cout, _ = args
+            _expect_block(factory, args, device, cout, basic_block_params(*args), {
+                **_bias_hints(2 * cout, 3 * cout),
                 -(cin * cout + 2 * cout): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
                 -2 * cout: "the projection needs a BatchNorm after its 1x1 conv",
                 8 * cin * cout: "the projection is a 1x1 convolution, not 3x3",
-                2 * cout: "your convolutions have biases: pass bias=False",
-                3 * cout: "your convolutions have biases: pass bias=False",
-            })
-            if stride != 1:
-                _expect_stride_in_first_3x3(block.eval(), inputs, f"{name}{args}")
+            }, stride_in_3x3=True)
 
     return [
-        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
-        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
-                 lambda d: _expect_relu_after_add(factory, same, d)),
+        Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
-        Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
-                 lambda d: _expect_batchnorm_modes(factory, same, d)),
-        Property("device", "runs on the device and passes the gradient to its input",
-                 lambda d: _expect_device_and_gradient(factory, same, d)),
+        *_post_activation_properties(factory, same),
     ]
 
 
 def bottleneck_properties(factory: BlockFactory, mid_channels: int = 8) -> list[Property]:
     """Properties of Bottleneck(in_channels, mid_channels, stride): output has 4 * mid_channels channels."""
     m = mid_channels
-    name = _name(factory)
     same = (4 * m, m, 1)
 
-    def identity_shape_and_params(device: torch.device) -> None:
-        block = _build(factory, *same, device=device)
-        _expect_shape(block, _inputs(device, 4 * m), (4, 4 * m, 8, 8), f"{name}{same}")
-        _expect_params(block, bottleneck_params(*same), f"{name}{same}", {
-            6 * m: "your convolutions have biases: pass bias=False",
+    def identity(device: torch.device) -> None:
+        _expect_block(factory, same, device, 4 * m, bottleneck_params(*same), {
+            **_bias_hints(6 * m),
             16 * m * m + 8 * m: "it has a projection although the shape does not change: use the identity there",
         })
 
     def projection(device: torch.device) -> None:
         for args in [(2 * m, m, 1), (4 * m, m, 2), (4 * m, 2 * m, 2)]:
-            cin, mid, stride = args
-            block = _build(factory, *args, device=device)
-            inputs = _inputs(device, cin)
-            _expect_shape(block, inputs, (4, 4 * mid, 8 // stride, 8 // stride), f"{name}{args}")
-            _expect_params(block, bottleneck_params(*args), f"{name}{args}", {
+            cin, mid, _ = args
+            _expect_block(factory, args, device, 4 * mid, bottleneck_params(*args), {
                 -(cin * 4 * mid + 8 * mid): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
                 -8 * mid: "the projection needs a BatchNorm after its 1x1 conv",
-            })
-            if stride != 1:
-                _expect_stride_in_first_3x3(block.eval(), inputs, f"{name}{args}")
+            }, stride_in_3x3=True)
 
     return [
-        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
-        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
-                 lambda d: _expect_relu_after_add(factory, same, d)),
+        Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
                  projection),
-        Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
-                 lambda d: _expect_batchnorm_modes(factory, same, d)),
-        Property("device", "runs on the device and passes the gradient to its input",
-                 lambda d: _expect_device_and_gradient(factory, same, d)),
+        *_post_activation_properties(factory, same),
     ]
 
 
 def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[Property]:
     """Properties of PreActBlock(in_channels, out_channels, stride): BN-ReLU-conv twice, add, nothing after."""
     c = channels
-    name = _name(factory)
     same = (c, c, 1)
 
-    def identity_shape_and_params(device: torch.device) -> None:
-        block = _build(factory, *same, device=device)
-        _expect_shape(block, _inputs(device, c), (4, c, 8, 8), f"{name}{same}")
-        _expect_params(block, preact_block_params(*same), f"{name}{same}", {
-            2 * c: "your convolutions have biases: pass bias=False",
+    def identity(device: torch.device) -> None:
+        _expect_block(factory, same, device, c, preact_block_params(*same), {
+            **_bias_hints(2 * c),
             c * c: "it has a projection although stride=1 and channels match: use the identity there",
         })
 
@@ -331,23 +326,19 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
 
     def projection(device: torch.device) -> None:
         for args in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
-            cin, cout, stride = args
-            block = _build(factory, *args, device=device)
-            inputs = _inputs(device, cin)
-            _expect_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), f"{name}{args}")
-            _expect_params(block, preact_block_params(*args), f"{name}{args}", {
+            cin, cout, _ = args
+            _expect_block(factory, args, device, cout, preact_block_params(*args), {
                 -cin * cout: "the projection shortcut is missing (a 1x1 conv with the block's stride, no bias)",
             })
 
     return [
-        Property("identity", "shape and parameter count with an identity shortcut", identity_shape_and_params),
+        Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("no relu after add", "zero branch gives x exactly: no ReLU after the addition",
-                 lambda d: _expect_no_relu_after_add(factory, same, d)),
+                 lambda d: _expect_zero_branch_gives(factory, same, d, final_relu=False)),
         Property("pre-activation", "each conv sees BatchNorm + ReLU output (pre-activation order)",
                  activation_before_convs),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
-        Property("device", "runs on the device and passes the gradient to its input",
-                 lambda d: _expect_device_and_gradient(factory, same, d)),
+        _device_property(factory, same),
     ]
 
 
