@@ -1,0 +1,35 @@
+"""Grading case of lesson 04."""
+
+from cases import LessonCase, Mistake
+
+RELU_BEFORE_ADD = Mistake("basic-block", """        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))""", """        out = self.relu(self.bn2(self.conv2(out)))
+        return out + self.shortcut(x)""")
+
+NO_PROJECTION = Mistake("basic-block", """        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+""", "")
+
+BOTTLENECK_STRIDE_IN_FIRST_1X1 = Mistake("bottleneck", "nn.Conv2d(in_channels, mid_channels, 1, bias=False),",
+                                         "nn.Conv2d(in_channels, mid_channels, 1, stride=stride, bias=False),")
+BOTTLENECK_STRIDE_NOT_IN_3X3 = Mistake(
+    "bottleneck", "nn.Conv2d(mid_channels, mid_channels, 3, stride=stride, padding=1, bias=False)",
+    "nn.Conv2d(mid_channels, mid_channels, 3, padding=1, bias=False)")
+
+PREACT_RELU_AFTER_ADD = Mistake("preact-block", "return self.branch(x) + self.shortcut(x)",
+                                "return torch.relu(self.branch(x) + self.shortcut(x))")
+
+CASE = LessonCase(
+    assignment="04_residual_blocks",
+    full_marks=18,
+    mistakes={
+        "l04-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"basic-block-relu-after-add"})),
+        "l04-no-projection": ((NO_PROJECTION,), frozenset({"basic-block-projection"})),
+        "l04-bottleneck-v1-stride": ((BOTTLENECK_STRIDE_IN_FIRST_1X1, BOTTLENECK_STRIDE_NOT_IN_3X3),
+                                     frozenset({"bottleneck-projection"})),
+        "l04-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
+    },
+)
