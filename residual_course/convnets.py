@@ -1,0 +1,92 @@
+"""Small convolutional networks for 28x28 images, assembled from any block, so lessons compare blocks, not plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from residual_course.probes import forward_hooks
+
+BlockFactory = Callable[[int, int, int], nn.Module]  # (in_channels, out_channels, stride) -> block
+
+
+class PlainBlock(nn.Module):
+    """A residual block with its shortcut removed: conv3x3-BN-ReLU twice, the baseline of every comparison."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """No shortcut: the output is the branch alone."""
+        return self.layers(x)
+
+
+class ConvNet(nn.Module):
+    """Stem, stages of blocks (each after the first halves the resolution), global average pooling, linear.
+
+    The CIFAR-style layout of He et al. (2015, section 4.2), sized for 28x28 Fashion-MNIST images.
+    """
+
+    def __init__(self, make_block: BlockFactory, widths: Sequence[int] = (16, 32, 64),
+                 depths: Sequence[int] = (2, 2, 2), in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+        if len(widths) != len(depths) or not widths:
+            raise ValueError(f"widths and depths need one entry per stage, got {list(widths)} and {list(depths)}.")
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
+        stages, channels = [], widths[0]
+        for index, (width, depth) in enumerate(zip(widths, depths, strict=True)):
+            blocks = []
+            for position in range(depth):
+                stride = 2 if index > 0 and position == 0 else 1
+                blocks.append(make_block(channels, width, stride))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images (N, C, H, W) to class logits (N, num_classes)."""
+        return self.head(self.stages(self.stem(x)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, the number every comparison table in the course is normalised by."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
+    """Multiply-accumulates of one image's forward pass through every Conv2d and Linear: compute, not only size."""
+    total = 0
+
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        def count(module: nn.Module, args: tuple, output: Tensor) -> None:
+            nonlocal total
+            if isinstance(module, nn.Conv2d):
+                per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+                total += output[0].numel() * per_output
+            else:
+                total += module.in_features * module.out_features
+
+        return count
+
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        with forward_hooks(model, (nn.Conv2d, nn.Linear), make_hook), torch.no_grad():
+            model.eval()
+            model(torch.zeros(input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return total
