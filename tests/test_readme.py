@@ -1,9 +1,9 @@
 """The repository address lives in pyproject.toml; the README badges and the Colab install lines follow it."""
 
 import re
+import tomllib
 
 import pytest
-import tomllib
 from notebooks import ASSIGNMENTS, REPOSITORY, notebook_path
 
 REPOSITORY_URL = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
