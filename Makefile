@@ -10,10 +10,11 @@ export GRADING_ROOT
 # nbgrader runs helper programs (alembic, jupyter) by name: the venv comes first on PATH.
 export PATH := $(BIN):$(PATH)
 NBGRADER := cd autograder && $(BIN)/nbgrader
+LESSONS_DIR ?= lessons
 ASSIGNMENTS := $(notdir $(wildcard solutions/[0-9]*))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data lab test lint release autograde feedback grades gpu-check bench clean
+.PHONY: help setup data browser lab formgrader gradebook test lint release autograde feedback grades gpu-check bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -32,13 +33,33 @@ data:  ## get Fashion-MNIST (Debian's dataset-fashion-mnist when apt-get is ther
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null && echo "Fashion-MNIST installed"; \
 	else echo "Fashion-MNIST is not installed system-wide: the lessons download it on first use (or see README)."; fi
 
-lab: setup  ## open the course in JupyterLab
-	$(BIN)/jupyter lab --notebook-dir=lessons $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+browser:  ## get Debian's Chromium for the browser tests (as root with apt-get; the tests skip without it)
+	@if [ -x /usr/bin/chromium ]; then echo "Chromium: /usr/bin/chromium"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null && echo "Chromium installed"; \
+	else echo "No Chromium and no root apt-get: the browser tests will be skipped."; fi
+
+lab: setup  ## open the course in JupyterLab, as students see it (no instructor extensions)
+	JUPYTER_CONFIG_DIR=$(abspath jupyter/student) $(BIN)/jupyter lab --notebook-dir=$(LESSONS_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
+
+formgrader: gradebook  ## instructors: JupyterLab on the grading folder with nbgrader's formgrader open
+	@# the formgrader reads nbgrader_config.py from the course root: a grading folder elsewhere gets a pointer to ours
+	test -f $(GRADING_ROOT)/nbgrader_config.py || \
+		echo 'load_subconfig("$(abspath autograder/nbgrader_config.py)")  # noqa: F821' > $(GRADING_ROOT)/nbgrader_config.py
+	cd $(GRADING_ROOT) && $(BIN)/jupyter lab --ServerApp.default_url=/formgrader $(ALLOW_ROOT) $(LAB_ARGS)
+
+gradebook: $(STAMP)  ## load every assignment of solutions/ into the gradebook (lessons/ stays untouched)
+	mkdir -p $(GRADING_ROOT)
+	for a in $(ASSIGNMENTS); do \
+		($(NBGRADER) generate_assignment $$a --force --CourseDirectory.release_directory=$(GRADING_ROOT)/release) || exit 1; \
+	done
 
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(BIN)/ruff check .
 
-test: setup  ## run every test: lint, package units, notebooks, release drift, grading end to end
+test: setup browser  ## run every test: lint, package, notebooks, release drift, grading, Colab-like, browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

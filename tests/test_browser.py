@@ -1,0 +1,112 @@
+"""The course in a real browser: JupyterLab, lesson 01 run top to bottom, the widget moved, the formgrader listed."""
+
+import os
+import statistics
+import time
+
+import nbformat
+import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, jupyterlab, status_of
+from notebooks import ASSIGNMENTS
+from test_autograde import make_submission
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+# Skipped on a workstation without Chromium; in CI (CI is set) a missing browser fails instead of skipping.
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed: run `make browser` as root")
+
+LESSON = "01_vanishing_gradients"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def wait_until_all_cells_ran(page, timeout_s: float = 180) -> None:
+    """Every code cell shows an execution count, and none is still queued or running ("[*]")."""
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+            return prompts.length > 0 && prompts.every(text => /\\[\\d+\\]/.test(text));
+        }""", timeout=timeout_s * 1000)
+
+
+def error_outputs(page) -> list[str]:
+    """Texts of the outputs JupyterLab renders as errors (tracebacks)."""
+    return page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        "nodes => nodes.map(n => n.textContent).filter(t => /Traceback|Error/.test(t))")
+
+
+def set_slider(page, description: str, value: int) -> None:
+    """Type a value into an ipywidgets slider's readout, as a learner can, and confirm it."""
+    readout = page.locator(f".widget-slider:has(label:text-is('{description}')) .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(value))
+    page.keyboard.press("Enter")
+
+
+def plot_source(page) -> str:
+    return page.locator(".widget-image").first.get_attribute("src") or ""
+
+
+def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
+    """`make lab` on a copy of lesson 01, solved; run all; move the depth slider and the skip toggle."""
+    lessons = tmp_path / "lessons"
+    (lessons / LESSON).mkdir(parents=True)
+    nbformat.write(make_submission(LESSON, ()), lessons / LESSON / f"{LESSON}.ipynb")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with jupyterlab(tmp_path, "lab", {"LESSONS_DIR": str(lessons), "RESIDUAL_COURSE_FAST": "1"}) as (base, token):
+        assert status_of(f"{base}/formgrader?token={token}") == 404, "students must not get the formgrader"
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/{LESSON}/{LESSON}.ipynb?token={token}")
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # the kernel is connected
+        page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+        wait_until_all_cells_ran(page)
+        assert error_outputs(page) == []
+
+        plot = page.locator(".widget-image").first
+        plot.scroll_into_view_if_needed()
+        page.wait_for_function("() => (document.querySelector('.widget-image') || {}).src", timeout=60_000)
+        page.screenshot(path=SCREENSHOTS / "lesson01_explorer_depth20.png")
+        first = plot.screenshot()
+
+        seconds = []
+        for value in [50, 49] * 10 + [50]:
+            before = plot_source(page)
+            start = time.perf_counter()
+            set_slider(page, "depth", value)
+            page.wait_for_function("old => document.querySelector('.widget-image').src !== old", arg=before,
+                                   timeout=30_000)
+            seconds.append(time.perf_counter() - start)
+        median = statistics.median(seconds[1:])
+        print(f"slider change to new plot at depth 50: median {median:.3f} s over {len(seconds) - 1} moves")
+        at_depth_50 = plot.screenshot()
+        assert at_depth_50 != first
+        page.screenshot(path=SCREENSHOTS / "lesson01_explorer_depth50.png")
+
+        before = plot_source(page)
+        page.locator(".widget-checkbox input[type=checkbox]").first.click()
+        page.wait_for_function("old => document.querySelector('.widget-image').src !== old", arg=before,
+                               timeout=30_000)
+        assert plot.screenshot() != at_depth_50
+        page.screenshot(path=SCREENSHOTS / "lesson01_explorer_plain_only.png")
+        assert error_outputs(page) == []
+
+
+def test_instructor_formgrader_lists_the_course_assignments(browser, tmp_path):
+    """`make formgrader` loads the gradebook from solutions/ and its page lists every assignment."""
+    grading = tmp_path / "grading"
+    with jupyterlab(tmp_path, "formgrader", {"GRADING_ROOT": str(grading)}) as (base, token):
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/formgrader/manage_assignments?token={token}")
+        for assignment in ASSIGNMENTS:
+            page.get_by_role("link", name=assignment, exact=True).wait_for(timeout=60_000)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "formgrader_assignments.png")
