@@ -30,3 +30,15 @@ def test_every_colab_link_and_install_line_uses_the_one_repository_url(folder):
 def test_ci_runs_exactly_the_readme_test_command():
     assert "make test" in (REPOSITORY / "README.md").read_text()
     assert (REPOSITORY / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def test_binder_badge_opens_the_lessons_of_this_repository():
+    readme = (REPOSITORY / "README.md").read_text()
+    assert f"https://mybinder.org/v2/gh/{OWNER_AND_NAME}/main?urlpath=lab/tree/lessons" in readme
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_colab_install_line_pins_the_package_version(assignment):
+    version = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["version"]
+    text = notebook_path("lessons", assignment).read_text()
+    assert f"{REPOSITORY_URL}@v{version}" in text, "the Colab cell must install the course's own release"
