@@ -1,6 +1,8 @@
 """Helper package of the course "From vanishing gradients to residual blocks"."""
 
+from importlib.metadata import version
+
 from residual_course.runtime import fast_mode, get_device, seed_everything
 
-__version__ = "0.1.0"
+__version__ = version("residual-course")  # the one version number lives in pyproject.toml
 __all__ = ["fast_mode", "get_device", "seed_everything", "__version__"]
