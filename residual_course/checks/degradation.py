@@ -1,0 +1,234 @@
+"""Checks for lesson 02: a plain Linear-BatchNorm-ReLU network and the degradation diagnosis, judged by behaviour."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.probes import trace_forward
+from residual_course.training import History
+
+ModelBuilder = Callable[[int, int], nn.Module]
+Diagnosis = Callable[[History, History], object]
+INIT_TOLERANCE = 0.1  # relative error allowed on each layer's weight standard deviation
+
+
+def kaiming_std(fan_in: int) -> float:
+    """The standard deviation Kaiming (He) initialisation gives a ReLU layer: sqrt(2 / fan_in)."""
+    return math.sqrt(2 / fan_in)
+
+
+# ---------------------------------------------------------------- plain_mlp
+
+def _images(device: torch.device, batch: int = 16, seed: int = 0) -> Tensor:
+    """A reproducible batch of Fashion-MNIST-shaped inputs, made directly on the device."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(batch, 1, 28, 28, generator=generator, device=device)
+
+
+def _name(subject: object, default: str) -> str:
+    """The learner's function name, for messages."""
+    return getattr(subject, "__name__", default)
+
+
+def _build(builder: ModelBuilder, depth: int, width: int, device: torch.device) -> nn.Module:
+    """Call the learner's builder and move the model to the device, insisting on an nn.Module."""
+    model = builder(depth, width)
+    if not isinstance(model, nn.Module):
+        raise PropertyFailed(f"{_name(builder, 'plain_mlp')}({depth}, {width}) returned a {type(model).__name__}, "
+                             "not an nn.Module")
+    return model.to(device)
+
+
+def _linear_calls(model: nn.Module, inputs: Tensor) -> list:
+    """The Linear layers that run, in the order they run."""
+    return trace_forward(model, inputs, (nn.Linear,))
+
+
+def _expect_depth(builder: ModelBuilder, device: torch.device) -> None:
+    """`depth` Linear layers run, 784 -> width -> ... -> width -> 10, and the output is (N, 10)."""
+    for depth, width in ((5, 16), (2, 16), (8, 32)):
+        call = f"{_name(builder, 'plain_mlp')}({depth}, {width})"
+        model = _build(builder, depth, width, device).eval()
+        inputs = _images(device)
+        with torch.no_grad():
+            output = model(inputs)
+        if tuple(output.shape) != (16, 10):
+            raise PropertyFailed(f"{call} maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected (16, 10): "
+                                 "flatten the images, then end with a Linear layer to 10 classes")
+        linears = _linear_calls(model, inputs)
+        if len(linears) != depth:
+            raise PropertyFailed(f"{call} runs {len(linears)} Linear layers, expected {depth}: depth counts every "
+                                 "Linear layer, the output layer included, so build depth - 1 = "
+                                 f"{depth - 1} hidden Linear-BatchNorm-ReLU units, then one Linear to 10 classes")
+        sizes = [(call.input_shape[-1], call.output_shape[-1]) for call in linears]
+        expected = [(784, width)] + [(width, width)] * (depth - 2) + [(width, 10)]
+        if sizes != expected:
+            raise PropertyFailed(f"{call} has Linear layers {sizes}, expected {expected}: every hidden layer has "
+                                 "`width` units")
+
+
+def _expect_units(builder: ModelBuilder, device: torch.device) -> None:
+    """Each hidden Linear is followed by BatchNorm1d, then ReLU; the output Linear by nothing."""
+    depth, width = 5, 16
+    call = f"{_name(builder, 'plain_mlp')}({depth}, {width})"
+    model = _build(builder, depth, width, device).train()
+    inputs = _images(device)
+    order = ["Linear" if isinstance(c.module, nn.Linear) else "BatchNorm1d"
+             for c in trace_forward(model, inputs, (nn.Linear, nn.BatchNorm1d))]
+    expected = ["Linear", "BatchNorm1d"] * order.count("BatchNorm1d") + ["Linear"]  # whatever the depth
+    if "BatchNorm1d" not in order:
+        raise PropertyFailed(f"{call} runs no nn.BatchNorm1d: put nn.BatchNorm1d(width) after each hidden Linear "
+                             "layer (it keeps every layer's pre-activations normalised during training)")
+    if order != expected:
+        raise PropertyFailed(f"{call} runs {' -> '.join(order)}: put one BatchNorm1d right after each hidden "
+                             "Linear layer, and none after the output layer")
+    later_linears = _linear_calls(model, inputs)[1:]
+    if any(c.input_min < 0 for c in later_linears):
+        raise PropertyFailed(f"in {call} a Linear layer receives negative inputs: the order in each hidden unit is "
+                             "Linear -> BatchNorm1d -> ReLU, so the next layer sees the ReLU's output")
+
+
+def _expect_no_skip(builder: ModelBuilder, device: torch.device) -> None:
+    """With one middle Linear layer zeroed, every input gives the same output: nothing bypasses a layer."""
+    depth, width = 6, 16
+    model = _build(builder, depth, width, device).eval()
+    inputs = _images(device)
+    middle = _linear_calls(model, inputs)[depth // 2].module
+    with torch.no_grad():
+        middle.weight.zero_()
+        output = model(inputs)
+    if not torch.allclose(output, output[:1].expand_as(output), atol=1e-5):
+        raise PropertyFailed("with a middle Linear layer's weights zeroed the output still depends on the input, so "
+                             "some path skips that layer: a plain network feeds each layer only the previous "
+                             "layer's output (no x + f(x), no concatenation)")
+
+
+def _expect_kaiming_init(builder: ModelBuilder, device: torch.device) -> None:
+    """Every Linear weight has std sqrt(2 / fan_in) (Kaiming, ReLU gain) and mean 0; every bias is 0."""
+    depth, width = 4, 128
+    model = _build(builder, depth, width, device)
+    linears = [c.module for c in _linear_calls(model.eval(), _images(device))]
+    for index, layer in enumerate(linears, start=1):
+        fan_in = layer.weight.shape[1]
+        std, target = layer.weight.std().item(), kaiming_std(fan_in)
+        where = f"Linear layer {index} of {len(linears)} ({fan_in} -> {layer.weight.shape[0]})"
+        if abs(std / target - 1) > INIT_TOLERANCE or abs(layer.weight.mean().item()) > 0.2 * target:
+            if abs(std * math.sqrt(3 * fan_in) - 1) < INIT_TOLERANCE:
+                hint = "that is PyTorch's default init (std 1/sqrt(3 fan_in)), too small for ReLU"
+            elif abs(std / kaiming_std(layer.weight.shape[0]) - 1) < INIT_TOLERANCE:
+                hint = "that scales by fan_out: pass mode='fan_in'"
+            else:
+                hint = "check the gain: nonlinearity='relu' gives sqrt(2)"
+            raise PropertyFailed(f"{where} has weight std {std:.4f}, Kaiming init gives sqrt(2/{fan_in}) = "
+                                 f"{target:.4f}: {hint}. Use nn.init.kaiming_normal_(weight, mode='fan_in', "
+                                 "nonlinearity='relu') on every Linear layer")
+        if layer.bias is not None and layer.bias.abs().max().item() != 0:
+            raise PropertyFailed(f"{where} has non-zero biases: start them at zero with nn.init.zeros_(bias)")
+
+
+def _expect_device_and_gradient(builder: ModelBuilder, device: torch.device) -> None:
+    """Parameters and output live on the course device, and the loss gradient reaches the input."""
+    model = _build(builder, 4, 16, device)
+    misplaced = [p.device for p in model.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): keep the layers "
+                             "in nn.Sequential or nn.ModuleList")
+    inputs = _images(device).requires_grad_(True)
+    output = model(inputs)
+    if output.device.type != device.type:
+        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+    output.square().sum().backward()
+    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
+                             "torch.no_grad() inside the model")
+
+
+def plain_mlp_properties(builder: ModelBuilder) -> list[Property]:
+    """Properties of plain_mlp(depth, width): Flatten, (depth - 1) x [Linear-BN-ReLU], Linear to 10, Kaiming init."""
+    return [
+        Property("depth", "`depth` Linear layers, 784 -> width -> ... -> 10, output (N, 10)",
+                 lambda d: _expect_depth(builder, d)),
+        Property("units", "each hidden Linear is followed by BatchNorm1d, then ReLU",
+                 lambda d: _expect_units(builder, d)),
+        Property("no skip", "plain: zeroing a middle layer cuts every path from input to output",
+                 lambda d: _expect_no_skip(builder, d)),
+        Property("init", "Kaiming init: weight std sqrt(2 / fan_in), zero biases",
+                 lambda d: _expect_kaiming_init(builder, d)),
+        Property("device", "runs on the device and passes the gradient to its input",
+                 lambda d: _expect_device_and_gradient(builder, d)),
+    ]
+
+
+# ---------------------------------------------------------------- diagnose
+
+DEGRADATION, OVERFITTING, HEALTHY = "degradation", "overfitting", "deeper is better"
+
+
+def synthetic_history(train_loss: list[float], test_loss: list[float]) -> History:
+    """A History with only the loss curves filled in (accuracies follow them roughly), for diagnosis exercises."""
+    return History(train_loss=list(train_loss), test_loss=list(test_loss),
+                   train_accuracy=[math.exp(-loss) for loss in train_loss],
+                   test_accuracy=[math.exp(-loss) for loss in test_loss])
+
+
+def _expect_diagnoses(function: Diagnosis, cases: list[tuple[str, History, History, str]]) -> None:
+    """Run each (description, shallow, deep, expected) case and explain the first wrong answer."""
+    for description, shallow, deep, expected in cases:
+        got = function(shallow, deep)
+        if got != expected:
+            raise PropertyFailed(
+                f"{description}: expected {expected!r}, got {got!r}. Compare the FINAL training losses first: a "
+                "deeper net that fits its training data worse is degradation; one that fits it as well or better "
+                "but does worse on test data is overfitting; otherwise the deeper net is better")
+
+
+def _degradation_cases() -> list[tuple[str, History, History, str]]:
+    """Deep trains worse at the end, and tests worse too (whatever the first epoch did)."""
+    return [
+        ("deep: train loss 0.70 vs 0.30 at the end, test loss higher too",
+         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([1.5, 1.0, 0.7], [1.5, 1.0, 0.75]),
+         DEGRADATION),
+        ("deep: train loss 0.40 vs 0.30 at the end, though it started lower",
+         synthetic_history([1.2, 0.6, 0.3], [1.2, 0.7, 0.45]), synthetic_history([1.0, 0.6, 0.4], [1.0, 0.6, 0.50]),
+         DEGRADATION),
+    ]
+
+
+def _overfitting_cases() -> list[tuple[str, History, History, str]]:
+    """Deep trains at least as well; it tests worse (overfitting) or not (healthy)."""
+    return [
+        ("deep: train loss 0.05 vs 0.30 at the end, test loss 0.80 vs 0.45",
+         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([0.8, 0.2, 0.05], [0.7, 0.6, 0.8]),
+         OVERFITTING),
+        ("deep: train loss 0.20 vs 0.30 at the end, though it started higher; test loss 0.60 vs 0.45",
+         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([1.4, 0.7, 0.2], [1.4, 0.8, 0.6]),
+         OVERFITTING),
+        ("deep: train loss 0.20 vs 0.30 and test loss 0.35 vs 0.45 at the end",
+         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([0.8, 0.4, 0.2], [0.8, 0.5, 0.35]),
+         HEALTHY),
+    ]
+
+
+def diagnosis_properties(function: Diagnosis) -> list[Property]:
+    """Properties of diagnose(shallow, deep) -> "degradation" | "overfitting" | "deeper is better"."""
+    return [
+        Property("degradation", "a deeper net with the higher final training loss is degradation",
+                 lambda d: _expect_diagnoses(function, _degradation_cases())),
+        Property("overfitting", "a deeper net that trains as well but tests worse is overfitting, else better",
+                 lambda d: _expect_diagnoses(function, _overfitting_cases())),
+    ]
+
+
+def check_plain_mlp(builder: ModelBuilder, only: str | list[str] | None = None) -> None:
+    """Check a learner's plain network builder and print one PASS/FAIL line per property."""
+    run_properties(_name(builder, "plain_mlp"), plain_mlp_properties(builder), only)
+
+
+def check_diagnose(function: Diagnosis, only: str | list[str] | None = None) -> None:
+    """Check a learner's degradation/overfitting diagnosis and print one PASS/FAIL line per property."""
+    run_properties(_name(function, "diagnose"), diagnosis_properties(function), only)

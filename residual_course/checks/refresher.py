@@ -1,0 +1,400 @@
+"""Checks for lesson 00: the MLP classifier, one training step and cross-entropy from logits, judged by behaviour."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+
+ModelFactory = Callable[..., nn.Module]
+TrainStep = Callable[[nn.Module, torch.optim.Optimizer, Tensor, Tensor], object]
+LossFunction = Callable[[Tensor, Tensor], Tensor]
+
+
+def mlp_params(in_features: int = 784, hidden_features: Sequence[int] = (256, 128), num_classes: int = 10) -> int:
+    """One Linear layer (weights + biases) per consecutive pair of sizes: sum of (a + 1) * b."""
+    sizes = [in_features, *hidden_features, num_classes]
+    return sum((a + 1) * b for a, b in pairwise(sizes))
+
+
+# ---------------------------------------------------------------- MLP
+
+def _name(subject: object, default: str) -> str:
+    """The learner's function or class name, for messages."""
+    return getattr(subject, "__name__", default)
+
+
+def _build_mlp(factory: ModelFactory, device: torch.device, **kwargs: object) -> nn.Module:
+    """Instantiate the learner's model on the device, insisting that it is an nn.Module."""
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise PropertyFailed(f"{_name(factory, 'MLP')}(...) returned a {type(model).__name__}, not an nn.Module")
+    return model.to(device)
+
+
+def _random(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
+    """A reproducible standard-normal tensor made directly on the device."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(*shape, generator=generator, device=device)
+
+
+def _run(model: nn.Module, inputs: Tensor, call: str) -> Tensor:
+    """Forward pass that turns a shape clash into a sentence about flattening and layer sizes."""
+    try:
+        output = model(inputs)
+    except RuntimeError as error:
+        if "shapes cannot be multiplied" in str(error) or "size mismatch" in str(error):
+            raise PropertyFailed(
+                f"{call} fails on input of shape {tuple(inputs.shape)} ({error}): flatten each image to a vector "
+                "first (nn.Flatten() or x.flatten(1)), and chain the layer sizes in_features -> hidden... -> "
+                "num_classes"
+            ) from None
+        raise
+    if not isinstance(output, Tensor):
+        raise PropertyFailed(f"{call} returned a {type(output).__name__}; return the logits tensor")
+    return output
+
+
+def _expect_mlp_shapes(factory: ModelFactory, device: torch.device) -> None:
+    """Images and flat vectors both give one row of num_classes logits per example."""
+    model = _build_mlp(factory, device)
+    for inputs in (_random(device, 5, 1, 28, 28), _random(device, 5, 784)):
+        output = _run(model, inputs, "MLP()")
+        if tuple(output.shape) != (5, 10):
+            raise PropertyFailed(f"MLP() maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected (5, 10): "
+                                 "flatten to (batch, 784) first and end with a Linear layer to num_classes")
+    model = _build_mlp(factory, device, in_features=12, hidden_features=(7,), num_classes=3)
+    output = _run(model, _random(device, 4, 12), "MLP(12, (7,), 3)")
+    if tuple(output.shape) != (4, 3):
+        raise PropertyFailed(f"MLP(12, (7,), 3) maps (4, 12) to {tuple(output.shape)}, expected (4, 3): use the "
+                             "constructor's in_features, hidden_features and num_classes, not fixed sizes")
+
+
+def _expect_mlp_params(factory: ModelFactory, device: torch.device) -> None:
+    """The parameter count equals the formula for the default sizes and for other sizes."""
+    for kwargs in ({}, {"in_features": 12, "hidden_features": (7, 5, 9), "num_classes": 3}):
+        model = _build_mlp(factory, device, **kwargs)
+        got = sum(p.numel() for p in model.parameters())
+        expected = mlp_params(**kwargs)
+        if got == expected:
+            continue
+        sizes = [kwargs.get("in_features", 784), *kwargs.get("hidden_features", (256, 128)),
+                 kwargs.get("num_classes", 10)]
+        call = f"MLP({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+        if got == 0:
+            hint = ("it has no parameters: keep the layers in nn.Sequential or nn.ModuleList (a plain Python list "
+                    "hides them from .parameters() and .to())")
+        elif got == expected - sum(sizes[1:]):
+            hint = "its Linear layers have no biases: keep the default bias=True"
+        else:
+            hint = (f"use one nn.Linear per consecutive pair of sizes {sizes}, i.e. "
+                    f"{' + '.join(f'({a}+1)*{b}' for a, b in pairwise(sizes))}")
+        raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected:,}: {hint}")
+
+
+def _centred_scores(output: Tensor) -> Tensor:
+    """Per-row logits up to a constant: undo a final softmax (log), then remove each row's mean.
+
+    A final softmax or log_softmax only shifts or exponentiates the scores, so what this returns is the same
+    function of the input as without it: the ReLU test below judges the hidden layers, not the output's form.
+    """
+    if (output > 0).all() and torch.allclose(output.sum(dim=1), torch.ones_like(output[:, 0]), atol=1e-4):
+        output = output.log()
+    return output - output.mean(dim=1, keepdim=True)
+
+
+def _expect_relu_between_layers(factory: ModelFactory, device: torch.device) -> None:
+    """With biases zeroed a ReLU MLP is positively homogeneous, f(2x) = 2 f(x), but not linear: f(-x) != -f(x)."""
+    model = copy.deepcopy(_build_mlp(factory, device, in_features=12, hidden_features=(16, 16), num_classes=5))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 1:
+                parameter.zero_()
+        inputs = _random(device, 64, 12)
+        base = _centred_scores(_run(model, inputs, "MLP(12, (16, 16), 5)"))
+        doubled = _centred_scores(model(2 * inputs))
+        negated = _centred_scores(model(-inputs))
+    if torch.allclose(negated, -base, rtol=1e-4, atol=1e-5):
+        raise PropertyFailed("the model is linear in its input (f(-x) = -f(x) with zero biases): put a ReLU after "
+                             "every hidden Linear layer, otherwise the stacked layers collapse into a single Linear")
+    if not torch.allclose(doubled, 2 * base, rtol=1e-4, atol=1e-5):
+        raise PropertyFailed("with zero biases f(2x) != 2 f(x), which a ReLU network satisfies: use ReLU (not "
+                             "sigmoid or tanh) between the Linear layers")
+
+
+def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
+    """The output is raw scores: not probabilities, not log-probabilities, free to be negative."""
+    model = _build_mlp(factory, device)
+    with torch.no_grad():
+        output = _run(model, _random(device, 64, 1, 28, 28), "MLP()")
+    ones = torch.ones_like(output[:, 0])
+    if (output >= 0).all() and torch.allclose(output.sum(dim=1), ones, atol=1e-4):
+        raise PropertyFailed("every row sums to 1: the model ends in softmax. Return the last Linear layer's output "
+                             "(logits): F.cross_entropy / nn.CrossEntropyLoss applies log_softmax itself, so a "
+                             "softmax inside the model is applied twice and squashes the loss and its gradient")
+    if torch.allclose(torch.logsumexp(output, dim=1), torch.zeros_like(ones), atol=1e-4):
+        raise PropertyFailed("every row is a log-probability vector (logsumexp = 0): the model ends in log_softmax. "
+                             "Return the last Linear layer's output (logits): F.cross_entropy / nn.CrossEntropyLoss "
+                             "applies log_softmax itself")
+    if (output >= 0).all():
+        raise PropertyFailed("every output is >= 0: the model ends in an activation (ReLU, sigmoid, ...). Logits "
+                             "must be free to be negative: end with the last Linear layer")
+
+
+def _expect_mlp_gradient(factory: ModelFactory, device: torch.device) -> None:
+    """The loss gradient reaches every parameter and the input image."""
+    model = _build_mlp(factory, device)
+    inputs = _random(device, 8, 1, 28, 28).requires_grad_(True)
+    labels = torch.arange(8, device=device) % 10
+    F.cross_entropy(_run(model, inputs, "MLP()"), labels).backward()
+    missing = sum(p.grad is None for p in model.parameters())
+    if inputs.grad is None or missing or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed("the loss gradient does not reach the first layer and the input: avoid .detach(), "
+                             ".data, .numpy() and torch.no_grad() inside forward")
+
+
+def _expect_mlp_device(factory: ModelFactory, device: torch.device) -> None:
+    """After .to(device) every parameter and the output live on the course device."""
+    model = _build_mlp(factory, device)
+    misplaced = [p.device for p in model.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): register the layers "
+                             "as attributes, nn.Sequential or nn.ModuleList")
+    output = _run(model, _random(device, 2, 1, 28, 28), "MLP()")
+    if output.device.type != device.type:
+        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+
+
+def mlp_properties(factory: ModelFactory) -> list[Property]:
+    """Properties of MLP(in_features=784, hidden_features=(256, 128), num_classes=10)."""
+    return [
+        Property("shape", "(N, 1, 28, 28) images and (N, 784) vectors give (N, num_classes)",
+                 lambda d: _expect_mlp_shapes(factory, d)),
+        Property("parameters", "parameter count = sum of (a + 1) * b over consecutive layer sizes",
+                 lambda d: _expect_mlp_params(factory, d)),
+        Property("relu", "a ReLU between consecutive Linear layers", lambda d: _expect_relu_between_layers(factory, d)),
+        Property("logits", "returns raw logits (no softmax, log_softmax or ReLU at the end)",
+                 lambda d: _expect_logits(factory, d)),
+        Property("gradient", "the loss gradient reaches the first layer", lambda d: _expect_mlp_gradient(factory, d)),
+        Property("device", "parameters and output on the device", lambda d: _expect_mlp_device(factory, d)),
+    ]
+
+
+# ---------------------------------------------------------------- train_step
+
+def _toy_problem(device: torch.device) -> tuple[nn.Module, Tensor, Tensor]:
+    """A small deterministic classifier (no BatchNorm, no dropout) and a batch, all on the device."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).to(device)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(0.5 * _random(device, *parameter.shape, seed=parameter.numel()))
+    images = _random(device, 32, 3, 4, seed=1)
+    labels = torch.arange(32, device=device) % 5
+    return model, images, labels
+
+
+def _stepped_copy(model: nn.Module, images: Tensor, labels: Tensor, lr: float, steps: int) -> nn.Module:
+    """What `steps` correct plain-SGD steps make of a copy of the model."""
+    reference = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(reference(images), labels).backward()
+        optimizer.step()
+    return reference
+
+
+def _same_parameters(model: nn.Module, reference: nn.Module) -> bool:
+    """Whether two models hold the same parameter values, up to float32 rounding."""
+    pairs = zip(model.parameters(), reference.parameters(), strict=True)
+    return all(torch.allclose(a.detach(), b.detach(), rtol=1e-4, atol=1e-6) for a, b in pairs)
+
+
+def _as_number(result: object, call: str) -> float:
+    """Read the returned loss as a number, whatever its type, or say what came back instead."""
+    if isinstance(result, Tensor):
+        result = result.detach()  # a loss tensor still attached to its graph is read without a warning
+    try:
+        return float(result)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):
+        raise PropertyFailed(f"{call} returned {type(result).__name__} {result!r:.60}; return the loss as a "
+                             "number, loss.item()") from None
+
+
+def _expect_float(function: TrainStep, device: torch.device) -> None:
+    """The loss comes back as a Python float, detached from the graph (loss.item())."""
+    model, images, labels = _toy_problem(device)
+    result = function(model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels)
+    if not isinstance(result, float):
+        raise PropertyFailed(f"train_step returned a {type(result).__name__}, expected a Python float: return "
+                             "loss.item(), which also frees the graph (a tensor kept in a list holds it alive)")
+
+
+def _expect_loss_value(function: TrainStep, device: torch.device) -> None:
+    """The returned loss is the batch's mean cross-entropy before the step."""
+    model, images, labels = _toy_problem(device)
+    stepped = _stepped_copy(model, images, labels, 0.1, 1)
+    with torch.no_grad():
+        expected = F.cross_entropy(model(images), labels).item()
+        after_step = F.cross_entropy(stepped(images), labels).item()
+    result = _as_number(function(model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels), "train_step")
+    if abs(result - expected) <= 1e-4 * max(1.0, abs(expected)):
+        return
+    if abs(result - after_step) <= 1e-4 * max(1.0, abs(after_step)):
+        raise PropertyFailed(f"train_step returned {result:.4f}, the loss *after* the step; return the loss of the "
+                             f"forward pass that was used for backward ({expected:.4f})")
+    raise PropertyFailed(f"train_step returned {result:.4f}, but the batch's cross-entropy is {expected:.4f}: compute "
+                         "F.cross_entropy(model(images), labels) on the raw logits (no softmax) and return its .item()")
+
+
+def _expect_one_step(function: TrainStep, device: torch.device) -> None:
+    """From a fresh model, one call makes exactly one correct SGD step."""
+    model, images, labels = _toy_problem(device)
+    before = copy.deepcopy(model)
+    expected = _stepped_copy(model, images, labels, 0.1, 1)
+    function(model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels)
+    if all(torch.equal(a, b) for a, b in zip(model.parameters(), before.parameters(), strict=True)):
+        raise PropertyFailed("the parameters did not change: call loss.backward() and then optimizer.step()")
+    if not _same_parameters(model, expected):
+        raise PropertyFailed("the parameters changed, but not as one SGD step on the cross-entropy gradient does: "
+                             "compute F.cross_entropy(model(images), labels) on the logits, call backward() once, "
+                             "then optimizer.step() once")
+
+
+def _expect_no_stale_gradients(function: TrainStep, device: torch.device) -> None:
+    """Two calls on the same batch make two correct steps: the first step's gradient is not applied twice."""
+    model, images, labels = _toy_problem(device)
+    expected = _stepped_copy(model, images, labels, 0.1, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    function(model, optimizer, images, labels)
+    function(model, optimizer, images, labels)
+    if not _same_parameters(model, expected):
+        raise PropertyFailed("the second call's update is wrong: PyTorch *adds* each backward() into .grad, so "
+                             "call optimizer.zero_grad() before loss.backward() (or the old gradient is applied "
+                             "again)")
+
+
+def _expect_learning(function: TrainStep, device: torch.device) -> None:
+    """Repeated steps on one batch with Adam drive its loss down."""
+    model, images, labels = _toy_problem(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = [_as_number(function(model, optimizer, images, labels), "train_step") for _ in range(30)]
+    if not losses[-1] < 0.5 * losses[0]:
+        raise PropertyFailed(f"30 Adam steps on one batch took the loss from {losses[0]:.3f} to {losses[-1]:.3f}; "
+                             "it should at least halve: check the order zero_grad, forward, loss, backward, step")
+
+
+def train_step_properties(function: TrainStep) -> list[Property]:
+    """Properties of train_step(model, optimizer, images, labels) -> float."""
+    return [
+        Property("float", "returns the loss as a Python float", lambda d: _expect_float(function, d)),
+        Property("loss value", "returns the batch's cross-entropy before the step",
+                 lambda d: _expect_loss_value(function, d)),
+        Property("one step", "makes exactly one optimiser step on the cross-entropy gradient",
+                 lambda d: _expect_one_step(function, d)),
+        Property("learns", "repeated steps on one batch drive its loss down", lambda d: _expect_learning(function, d)),
+        Property("zero grad", "a second call does not re-apply the first call's gradient",
+                 lambda d: _expect_no_stale_gradients(function, d)),
+    ]
+
+
+# ---------------------------------------------------------------- cross-entropy from logits
+
+def _call_loss(function: LossFunction, logits: Tensor, labels: Tensor) -> Tensor:
+    """Run the learner's loss and insist on a scalar tensor on the logits' device."""
+    result = function(logits, labels)
+    if not isinstance(result, Tensor):
+        raise PropertyFailed(f"it returned a {type(result).__name__}; return a 0-d tensor (so backward() works)")
+    if result.dim() != 0:
+        raise PropertyFailed(f"it returned shape {tuple(result.shape)}; return the mean over the batch, a 0-d tensor")
+    if result.device.type != logits.device.type:
+        raise PropertyFailed(f"it returned a tensor on {result.device} for logits on {logits.device}: compute with "
+                             "torch operations on the logits, without creating tensors elsewhere")
+    return result
+
+
+def _expect_loss_matches(function: LossFunction, device: torch.device) -> None:
+    """Equals F.cross_entropy on random logits, for several batch and class counts."""
+    for batch, classes in ((32, 10), (7, 3)):
+        logits = 3 * _random(device, batch, classes, seed=batch)
+        labels = torch.arange(batch, device=device) % classes
+        got = _call_loss(function, logits, labels).item()
+        expected = F.cross_entropy(logits, labels).item()
+        if abs(got - expected) <= 1e-5 * max(1.0, expected):
+            continue
+        if abs(got - batch * expected) <= 1e-4 * batch * expected:
+            hint = "it is the sum over the batch: take the mean"
+        elif abs(got - F.cross_entropy(logits.softmax(dim=1), labels).item()) <= 1e-5:
+            hint = "it applies softmax before the cross-entropy: log-sum-exp already normalises, use the raw logits"
+        elif abs(got + expected) <= 1e-5 * max(1.0, expected):
+            hint = "its sign is flipped: the loss is minus the log-probability of the true class"
+        else:
+            hint = "compute mean(logsumexp(z) - z[true class]) over the rows z of the logits"
+        raise PropertyFailed(f"for {batch}x{classes} logits it gives {got:.5f}, F.cross_entropy gives {expected:.5f}: "
+                             f"{hint}")
+
+
+def _expect_loss_gradient(function: LossFunction, device: torch.device) -> None:
+    """Its gradient with respect to the logits is (softmax(z) - onehot(y)) / N, as autograd gives for the real one."""
+    logits = _random(device, 16, 5, seed=3).requires_grad_(True)
+    labels = torch.arange(16, device=device) % 5
+    loss = _call_loss(function, logits, labels)
+    if not loss.requires_grad:
+        raise PropertyFailed("the loss does not depend on the logits in autograd's eyes: compute it with "
+                             "differentiable torch operations, without .item(), .detach(), .data or NumPy")
+    loss.backward()
+    expected = (logits.detach().softmax(dim=1) - F.one_hot(labels, 5)) / 16
+    if logits.grad is not None and torch.allclose(logits.grad, expected, atol=1e-6):
+        return
+    if logits.grad is not None and torch.allclose(logits.grad, 16 * expected, atol=1e-5):
+        raise PropertyFailed("its gradient is N times too large: it sums over the batch; take the mean")
+    raise PropertyFailed("its gradient with respect to the logits is not (softmax - onehot) / N, the gradient of "
+                         "the mean cross-entropy: use the raw logits, mean(logsumexp(z) - z[true class])")
+
+
+def _expect_stable(function: LossFunction, device: torch.device) -> None:
+    """Stays finite and exact when logits are in the thousands, where softmax underflows to exactly 0."""
+    logits = torch.tensor([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 0.0], [-500.0, 500.0, 0.0]], device=device)
+    labels = torch.tensor([2, 0, 1], device=device)
+    got = _call_loss(function, logits, labels).item()
+    expected = F.cross_entropy(logits, labels).item()
+    if abs(got - expected) <= 1e-4 * expected:
+        return
+    if not math.isfinite(got):
+        raise PropertyFailed(f"for logits in the thousands it gives {got}, expected {expected:.1f}: softmax rounds "
+                             "the true class's probability to 0 and log(0) = -inf. Use the log-sum-exp form, "
+                             "torch.logsumexp(z, dim=1) - z[true class], which never exponentiates a large number")
+    raise PropertyFailed(f"for logits in the thousands it gives {got:.4g}, expected {expected:.1f}: compute "
+                         "mean(logsumexp(z) - z[true class]) on the raw logits, without clamping or adding epsilons")
+
+
+def cross_entropy_properties(function: LossFunction) -> list[Property]:
+    """Properties of cross_entropy_from_logits(logits, labels) -> mean cross-entropy as a 0-d tensor."""
+    return [
+        Property("value", "equals F.cross_entropy (the batch mean) on random logits",
+                 lambda d: _expect_loss_matches(function, d)),
+        Property("gradient", "its gradient is (softmax - onehot) / N", lambda d: _expect_loss_gradient(function, d)),
+        Property("stable", "finite and exact for logits in the thousands", lambda d: _expect_stable(function, d)),
+    ]
+
+
+def check_mlp(factory: ModelFactory, only: str | list[str] | None = None) -> None:
+    """Check a learner's MLP class and print one PASS/FAIL line per property."""
+    run_properties(_name(factory, "MLP"), mlp_properties(factory), only)
+
+
+def check_train_step(function: TrainStep, only: str | list[str] | None = None) -> None:
+    """Check a learner's train_step and print one PASS/FAIL line per property."""
+    run_properties(_name(function, "train_step"), train_step_properties(function), only)
+
+
+def check_cross_entropy(function: LossFunction, only: str | list[str] | None = None) -> None:
+    """Check a learner's cross-entropy-from-logits function and print one PASS/FAIL line per property."""
+    run_properties(_name(function, "cross_entropy"), cross_entropy_properties(function), only)
