@@ -1,0 +1,351 @@
+"""Checks for lesson 06: ResNeXt's grouped block and DenseNet's layer, block and transition, judged by behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from residual_course.checks.blocks import (
+    _bias_hints,
+    _build,
+    _count,
+    _expect_device_and_gradient,
+    _expect_params,
+    _expect_stride_in_first_3x3,
+    _expect_zero_branch_gives,
+    _inputs,
+    _name,
+)
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.probes import trace_forward
+
+ModuleFactory = Callable[..., nn.Module]
+
+CONCATENATE = "DenseNet concatenates, it does not add: return torch.cat([x, new_features], dim=1)"
+
+
+# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
+
+def resnext_block_params(in_channels: int, out_channels: int, cardinality: int, bottleneck_width: int,
+                         stride: int = 1, groups: int | None = None) -> int:
+    """1x1 to C*d, 3x3 grouped (9 * width**2 / groups weights), 1x1 to out, BN after each; projection when needed.
+
+    `groups` defaults to the cardinality; other values give the counts of the usual mistakes.
+    """
+    width = cardinality * bottleneck_width
+    groups = cardinality if groups is None else groups
+    count = in_channels * width + 9 * width * width // groups + width * out_channels
+    count += 2 * (width + width + out_channels)
+    if stride != 1 or in_channels != out_channels:
+        count += in_channels * out_channels + 2 * out_channels
+    return count
+
+
+def dense_layer_params(in_channels: int, growth_rate: int) -> int:
+    """BN(in), 1x1 conv to 4k, BN(4k), 3x3 conv to k; bias-free convs (DenseNet-BC)."""
+    bottleneck = 4 * growth_rate
+    return 2 * in_channels + in_channels * bottleneck + 2 * bottleneck + 9 * bottleneck * growth_rate
+
+
+def dense_block_params(num_layers: int, in_channels: int, growth_rate: int) -> int:
+    """Layer i sees every channel so far: in_channels + i * growth_rate inputs."""
+    return sum(dense_layer_params(in_channels + i * growth_rate, growth_rate) for i in range(num_layers))
+
+
+def transition_params(in_channels: int, out_channels: int) -> int:
+    """BN(in) and a bias-free 1x1 conv; pooling has no parameters."""
+    return 2 * in_channels + in_channels * out_channels
+
+
+# ---------------------------------------------------------------- ResNeXt
+
+def _expect_resnext_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> None:
+    """Run the block and compare the output shape with the expected one."""
+    try:
+        output = block(inputs)
+    except RuntimeError as error:
+        if "must match the size of tensor" not in str(error):
+            raise
+        raise PropertyFailed(f"{call} fails at the addition ({error}): branch and shortcut differ in shape. The "
+                             "grouped 3x3 conv needs padding=1 and takes the stride; when the stride or the channel "
+                             "count changes, the shortcut is a 1x1 conv with that stride (bias=False) + BatchNorm"
+                             ) from None
+    if tuple(output.shape) != expected:
+        raise PropertyFailed(f"{call} maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected {expected}: the "
+                             "grouped 3x3 conv needs padding=1 and takes the stride (the 1x1 convs keep the size), "
+                             "and the last 1x1 conv has out_channels")
+
+
+def _expect_cardinality(block: nn.Module, inputs: Tensor, cardinality: int, bottleneck_width: int, call: str) -> None:
+    """The 3x3 convolutions that run split the channels into `cardinality` independent groups."""
+    convs = [c.module for c in trace_forward(block, inputs, (nn.Conv2d,)) if c.module.kernel_size == (3, 3)]
+    if not convs:
+        raise PropertyFailed(f"{call} runs no 3x3 convolution")
+    paths = sum(conv.groups for conv in convs)  # one grouped conv (Fig. 3c), or one conv per path (Fig. 3b)
+    if paths == cardinality:
+        return
+    if paths == bottleneck_width:
+        raise PropertyFailed(
+            f"{call} runs its 3x3 conv with groups={paths}, i.e. groups = channels // cardinality: that mixes up "
+            f"the two numbers. Cardinality IS the number of groups: use groups=cardinality ({cardinality}), so that "
+            f"each group has bottleneck_width ({bottleneck_width}) channels")
+    if paths == 1:
+        raise PropertyFailed(f"{call} runs an ordinary 3x3 conv (groups=1): make it grouped, groups=cardinality "
+                             f"({cardinality})")
+    raise PropertyFailed(f"the 3x3 convolution(s) of {call} have {paths} groups in all, expected cardinality = "
+                         f"{cardinality}: pass groups=cardinality to the 3x3 conv")
+
+
+def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottleneck_width: int = 2,
+                             channels: int = 32) -> list[Property]:
+    """Properties of ResNeXtBlock(in_channels, out_channels, cardinality, bottleneck_width, stride)."""
+    c, C, d = channels, cardinality, bottleneck_width
+    width = C * d
+    same = (c, c, C, d, 1)
+    wider = (c, 2 * c, C, d, 2)
+
+    def call(args: tuple[int, ...]) -> str:
+        return f"{_name(factory)}{args}"
+
+    def shape(device: torch.device) -> None:
+        for args in (same, wider):
+            stride = args[-1]
+            block = _build(factory, *args, device=device)
+            _expect_resnext_shape(block, _inputs(device, c), (4, args[1], 8 // stride, 8 // stride), call(args))
+
+    def parameters(device: torch.device) -> None:
+        for args in (same, wider):
+            expected = resnext_block_params(*args)
+            hints = {
+                **_bias_hints(2 * width + args[1], 2 * width + 2 * args[1]),
+                resnext_block_params(*args, groups=1) - expected:
+                    f"that is the count of an ordinary 3x3 conv: make it grouped, groups=cardinality ({C})",
+            }
+            if width // C != C:
+                hints[resnext_block_params(*args, groups=width // C) - expected] = (
+                    f"that is the count with groups = channels // cardinality = {width // C}, a widely copied "
+                    f"mix-up: cardinality IS the number of groups, so use groups=cardinality ({C}); the 3x3 conv then "
+                    f"has 9 * {width} * {width} / {C} weights")
+            _expect_params(_build(factory, *args, device=device), expected, call(args), hints)
+
+    def groups(device: torch.device) -> None:
+        block = _build(factory, *same, device=device).eval()
+        _expect_cardinality(block, _inputs(device, c), C, d, call(same))
+
+    def projection(device: torch.device) -> None:
+        # Measured against the learner's own identity block, so this property does not depend on the grouping.
+        base = _count(_build(factory, *same, device=device))
+        for args in [(c, c, C, d, 2), (c, 2 * c, C, d, 1), wider]:
+            cin, cout, stride = args[0], args[1], args[-1]
+            block = _build(factory, *args, device=device)
+            inputs = _inputs(device, cin)
+            _expect_resnext_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), call(args))
+            last_conv_growth = width * (cout - cin) + 2 * (cout - cin)  # the last 1x1 conv and its BN get wider
+            extra, wanted = _count(block) - base - last_conv_growth, cin * cout + 2 * cout
+            hints = {
+                0: "it has as many parameters as the block without a shape change: add the projection exactly when "
+                   "stride != 1 or channels change, and use the identity otherwise",
+                cin * cout: "the projection needs a BatchNorm after its 1x1 conv",
+                9 * cin * cout + 2 * cout: "the projection is a 1x1 convolution, not 3x3",
+                wanted + cout: "the projection's conv has a bias: pass bias=False",
+            }
+            if extra != wanted:
+                raise PropertyFailed(f"{call(args)}: its shortcut has {extra:,} parameters, expected {wanted:,} "
+                                     f"(1x1 conv + BatchNorm): {hints.get(extra, 'compare it with the diagram')}")
+            if stride != 1:
+                _expect_stride_in_first_3x3(block.eval(), inputs, call(args))
+
+    return [
+        Property("shape", "output shape, with and without a change of shape", shape),
+        Property("parameters", "parameter count matches the formula (grouped 3x3 conv)", parameters),
+        Property("groups", "the 3x3 conv that runs has groups == cardinality", groups),
+        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
+                 lambda device: _expect_zero_branch_gives(factory, same, device, final_relu=True)),
+        Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
+                 projection),
+        Property("device", "runs on the device and passes the gradient to its input",
+                 lambda device: _expect_device_and_gradient(factory, same, device)),
+    ]
+
+
+# ---------------------------------------------------------------- DenseNet
+
+def _forward(module: nn.Module, inputs: Tensor, call: str) -> Tensor:
+    """Forward pass that turns a failed addition into the sentence every DenseNet learner needs."""
+    try:
+        return module(inputs)
+    except RuntimeError as error:
+        message = str(error)
+        if "must match the size of tensor" in message:
+            raise PropertyFailed(f"{call} fails at an addition ({message}): {CONCATENATE}") from None
+        if "Sizes of tensors must match" in message:
+            raise PropertyFailed(f"{call} fails at a concatenation ({message}): the new features must keep the "
+                                 "height and width of x (padding=1 in the 3x3 conv)") from None
+        if "Expected all tensors" in message or "device" in message:
+            raise PropertyFailed(f"{call} mixes devices ({message}): create every tensor on `x.device` and register "
+                                 "layers as attributes so that .to(device) moves them") from None
+        raise
+
+
+def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: str, device: torch.device) -> None:
+    """The output is the input, unchanged, followed by `added` new channels, at the input's height and width."""
+    inputs = _inputs(device, in_channels)
+    kept = inputs.clone()
+    with torch.no_grad():
+        output = _forward(module.eval(), inputs, call)
+    expected = (4, in_channels + added, 8, 8)
+    if tuple(output.shape) != expected:
+        got = tuple(output.shape)
+        if got == tuple(kept.shape):
+            hint = (f"as many channels as its input, so the new features were added to x. {CONCATENATE}; each "
+                    f"layer then adds growth_rate channels")
+        elif got[1] == added:
+            hint = "only the new features: return torch.cat([x, new_features], dim=1), the input first"
+        else:
+            hint = ("the height and width must stay (padding=1 in the 3x3 conv), each layer adds growth_rate new "
+                    "channels, and the output is torch.cat([x, new_features], dim=1)")
+        raise PropertyFailed(f"{call} maps {tuple(kept.shape)} to {got}, expected {expected}: {hint}")
+    if torch.equal(output[:, :in_channels], kept):
+        return
+    if torch.equal(output[:, added:], kept):
+        raise PropertyFailed(f"in {call} the input comes last: put it first, torch.cat([x, new_features], dim=1), so "
+                             "every feature map keeps its channel position as the block grows")
+    raise PropertyFailed(f"the first {in_channels} output channels of {call} are not its input: x must pass through "
+                         f"unchanged (no in-place ops on x), with the new features concatenated after it. "
+                         f"{CONCATENATE}")
+
+
+def _expect_device_and_gradient_through(factory: ModuleFactory, args: tuple[int, ...], in_channels: int,
+                                        device: torch.device) -> None:
+    """Parameters and output on the course device, and a finite gradient back to the input."""
+    module = _build(factory, *args, device=device)
+    misplaced = [p.device for p in module.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type})")
+    inputs = _inputs(device, in_channels).requires_grad_(True)
+    output = _forward(module, inputs, f"{_name(factory)}{args}")
+    if output.device.type != device.type:
+        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+    output.square().sum().backward()
+    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
+                             "torch.no_grad() inside forward")
+
+
+def _device_property(factory: ModuleFactory, args: tuple[int, ...], in_channels: int) -> Property:
+    """Every DenseNet part must run on the course device and pass the gradient back."""
+    return Property("device", "runs on the device and passes the gradient to its input",
+                    lambda device: _expect_device_and_gradient_through(factory, args, in_channels, device))
+
+
+def dense_layer_properties(factory: ModuleFactory, in_channels: int = 10, growth_rate: int = 6) -> list[Property]:
+    """Properties of DenseLayer(in_channels, growth_rate): BN-ReLU-conv1x1(4k)-BN-ReLU-conv3x3(k), then concat."""
+    c, k = in_channels, growth_rate
+
+    def concatenation(device: torch.device) -> None:
+        for cin in (c, c + k):
+            layer = _build(factory, cin, k, device=device)
+            _expect_concatenated(layer, cin, k, f"{_name(factory)}({cin}, {k})", device)
+
+    def parameters(device: torch.device) -> None:
+        expected = dense_layer_params(c, k)
+        _expect_params(_build(factory, c, k, device=device), expected, f"{_name(factory)}({c}, {k})", {
+            **_bias_hints(5 * k),
+            2 * c + 9 * c * k - expected: "there is no 1x1 bottleneck: BN-ReLU-conv1x1 to 4 * growth_rate channels "
+                                          "comes before the 3x3 conv (DenseNet-BC)",
+            2 * k - 2 * c: "the BatchNorms sit after the convs: DenseNet's order is BN-ReLU-conv, so the first "
+                           "BatchNorm normalises the layer's in_channels inputs",
+        })
+
+    return [
+        Property("concatenation", "output = cat([x, new features]): x unchanged first, growth_rate new channels",
+                 concatenation),
+        Property("parameters", "parameter count matches the formula (BN-ReLU-conv1x1-BN-ReLU-conv3x3)", parameters),
+        _device_property(factory, (c, k), c),
+    ]
+
+
+def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_channels: int = 10,
+                           growth_rate: int = 6) -> list[Property]:
+    """Properties of DenseBlock(num_layers, in_channels, growth_rate): out = in + num_layers * growth_rate channels."""
+    n, c, k = num_layers, in_channels, growth_rate
+    call = f"{_name(factory)}({n}, {c}, {k})"
+
+    def growth(device: torch.device) -> None:
+        _expect_concatenated(_build(factory, n, c, k, device=device), c, n * k, call, device)
+
+    def parameters(device: torch.device) -> None:
+        expected = dense_block_params(n, c, k)
+        _expect_params(_build(factory, n, c, k, device=device), expected, call, {
+            n * dense_layer_params(c, k) - expected:
+                "every layer has in_channels inputs: layer i must see all the features so far, "
+                "DenseLayer(in_channels + i * growth_rate, growth_rate)",
+        })
+
+    return [
+        Property("growth", "num_layers layers, each adding growth_rate channels after the unchanged input", growth),
+        Property("parameters", "parameter count: layer i has in_channels + i * growth_rate inputs", parameters),
+        _device_property(factory, (n, c, k), c),
+    ]
+
+
+def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_channels: int = 6) -> list[Property]:
+    """Properties of Transition(in_channels, out_channels): BN-ReLU-conv1x1-AvgPool2d(2)."""
+    c, o = in_channels, out_channels
+    call = f"{_name(factory)}({c}, {o})"
+
+    def downsampling(device: torch.device) -> None:
+        transition = _build(factory, c, o, device=device).eval()
+        inputs = _inputs(device, c)
+        with torch.no_grad():
+            got = tuple(_forward(transition, inputs, call).shape)
+        if got[2:] == (8, 8):
+            raise PropertyFailed(f"{call} keeps the height and width 8x8: a transition ends with nn.AvgPool2d(2), "
+                                 "which halves them")
+        if got != (4, o, 4, 4):
+            raise PropertyFailed(f"{call} maps (4, {c}, 8, 8) to {got}, expected (4, {o}, 4, 4): a 1x1 conv to "
+                                 "out_channels, then nn.AvgPool2d(2)")
+        if trace_forward(transition, inputs, (nn.MaxPool2d,)):
+            raise PropertyFailed(f"{call} uses max pooling: DenseNet's transition averages, nn.AvgPool2d(2)")
+
+    def parameters(device: torch.device) -> None:
+        expected = transition_params(c, o)
+        _expect_params(_build(factory, c, o, device=device), expected, call, {
+            **_bias_hints(o),
+            2 * o - 2 * c: "the BatchNorm sits after the conv: the order is BN-ReLU-conv1x1-AvgPool2d(2)",
+            8 * c * o: "the transition's conv is 1x1, not 3x3",
+        })
+
+    return [
+        Property("downsampling", "1x1 conv to out_channels, then average pooling halves H and W", downsampling),
+        Property("parameters", "parameter count: BatchNorm(in) + 1x1 conv", parameters),
+        _device_property(factory, (c, o), c),
+    ]
+
+
+# ---------------------------------------------------------------- entry points used by the notebook
+
+def check_resnext_block(factory: ModuleFactory, only: str | list[str] | None = None, cardinality: int = 8,
+                        bottleneck_width: int = 2, channels: int = 32) -> None:
+    """Check a learner's ResNeXtBlock and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), resnext_block_properties(factory, cardinality, bottleneck_width, channels), only)
+
+
+def check_dense_layer(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 10,
+                      growth_rate: int = 6) -> None:
+    """Check a learner's DenseLayer and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), dense_layer_properties(factory, in_channels, growth_rate), only)
+
+
+def check_dense_block(factory: ModuleFactory, only: str | list[str] | None = None, num_layers: int = 3,
+                      in_channels: int = 10, growth_rate: int = 6) -> None:
+    """Check a learner's DenseBlock and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), dense_block_properties(factory, num_layers, in_channels, growth_rate), only)
+
+
+def check_transition(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 12,
+                     out_channels: int = 6) -> None:
+    """Check a learner's Transition and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), transition_properties(factory, in_channels, out_channels), only)

@@ -1,0 +1,235 @@
+"""Checks for lesson 03: a fully connected residual block and the Jacobian of x + F(x), judged by behaviour alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from residual_course.checks.blocks import _build, _count, _name, _zero_parameters
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+
+BlockFactory = Callable[[int], nn.Module]
+JacobianFunction = Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]
+
+
+def residual_mlp_block_params(width: int, bias: bool = True) -> int:
+    """Two width x width Linear layers (with or without biases) and two BatchNorm1d layers (scale and shift each)."""
+    return 2 * width * width + (2 * width if bias else 0) + 2 * 2 * width
+
+
+# ---------------------------------------------------------------- ResidualMLPBlock(width)
+
+def _rows(device: torch.device, width: int, batch: int = 6, seed: int = 0) -> Tensor:
+    """A reproducible batch of feature vectors made directly on the device, with both signs in every column."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(batch, width, generator=generator, device=device)
+
+
+def _forward(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
+    """Run the block, turning the two usual crashes (shape clash, mixed devices) into sentences."""
+    try:
+        output = block(inputs)
+    except RuntimeError as error:
+        if "shapes cannot be multiplied" in str(error) or "size of tensor" in str(error):
+            raise PropertyFailed(f"{call} fails on a batch of shape {tuple(inputs.shape)} ({error}): both Linear "
+                                 "layers map width -> width, so that F(x) can be added to x") from None
+        if "device" in str(error) or "Expected all tensors" in str(error):
+            raise PropertyFailed(f"{call} mixes devices ({error}): register every layer as an attribute so that "
+                                 ".to(device) moves it, and create tensors on x.device") from None
+        raise
+    if not isinstance(output, Tensor):
+        raise PropertyFailed(f"{call} returned a {type(output).__name__}; return one tensor, relu(x + F(x))")
+    return output
+
+
+def _zero_branch_block(factory: BlockFactory, width: int, device: torch.device) -> nn.Module:
+    """The learner's block in eval mode with every parameter zero: a correct residual branch then outputs 0."""
+    block = _build(factory, width, device=device).eval()
+    _zero_parameters(block)
+    return block
+
+
+def residual_mlp_block_properties(factory: BlockFactory, width: int = 16) -> list[Property]:
+    """Properties of ResidualMLPBlock(width): relu(x + F(x)), F = Linear-BN-ReLU-Linear-BN."""
+    w = width
+    call = f"{_name(factory)}({w})"
+
+    def shape(device: torch.device) -> None:
+        block = _build(factory, w, device=device)
+        for batch in (2, 7):
+            output = _forward(block, _rows(device, w, batch), call)
+            if tuple(output.shape) != (batch, w):
+                raise PropertyFailed(f"{call} maps a batch of shape {(batch, w)} to {tuple(output.shape)}: a "
+                                     "residual block keeps the shape of its input, (batch, width)")
+        got, expected = _count(block), residual_mlp_block_params(w)
+        if got in (expected, residual_mlp_block_params(w, bias=False)):
+            return
+        hints = {
+            -4 * w: "it lacks BatchNorm: put nn.BatchNorm1d(width) after each Linear layer",
+            -2 * w: "it has one BatchNorm1d: put one after each of the two Linear layers",
+            -(w * w + w): "it has one Linear layer: the branch F has two (Linear-BN-ReLU-Linear-BN)",
+            w * w + 3 * w: "it has three Linear layers (or a Linear shortcut): the shortcut is x itself",
+        }
+        hint = hints.get(got - expected, "compare your layers with Linear-BN-ReLU-Linear-BN, all width -> width")
+        raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected:,} "
+                             f"(2*{w}^2 weights + 2*{w} biases + 4*{w} BatchNorm): {hint}")
+
+    def identity(device: torch.device) -> None:
+        block = _zero_branch_block(factory, w, device)
+        inputs = _rows(device, w)
+        with torch.no_grad():
+            output = _forward(block, inputs, call)
+        if output.shape == inputs.shape and torch.allclose(output, F.relu(inputs), atol=1e-6):
+            return
+        if output.shape == inputs.shape and torch.allclose(output, inputs, atol=1e-6):
+            raise PropertyFailed("with every parameter at zero the block returned x unchanged, so no ReLU runs "
+                                 "after the addition: return relu(x + F(x)), with F ending in BatchNorm (no ReLU)")
+        if torch.count_nonzero(output) == 0:
+            raise PropertyFailed("with every parameter at zero the block returned all zeros: the shortcut is "
+                                 "missing; add the input x to the branch output before the last ReLU")
+        raise PropertyFailed("with every parameter at zero the block should return relu(x) (F(x) = 0, so "
+                             "relu(x + 0)); it returned something else: the branch must end in its second "
+                             "BatchNorm, and the shortcut must be x itself")
+
+    def gradient(device: torch.device) -> None:
+        block = _zero_branch_block(factory, w, device)
+        inputs = _rows(device, w).requires_grad_(True)
+        _forward(block, inputs, call).sum().backward()
+        if inputs.grad is None or inputs.grad.abs().sum() == 0:
+            raise PropertyFailed("with the branch at zero no gradient reaches x: the shortcut must carry x "
+                                 "itself to the output (not x.detach(), x.data or a copy made under no_grad)")
+        active = inputs.detach() > 0  # where relu(x + 0) has slope 1, whatever the ReLU's place
+        if not torch.allclose(inputs.grad[active], torch.ones_like(inputs.grad[active]), atol=1e-6):
+            raise PropertyFailed("with the branch at zero, d out / dx should be exactly 1 wherever x > 0 (the "
+                                 "shortcut passes the gradient unchanged); add x itself, unscaled")
+        block = _build(factory, w, device=device).train()
+        inputs = _rows(device, w).requires_grad_(True)
+        _forward(block, inputs, call).square().sum().backward()
+        if inputs.grad is None or not torch.isfinite(inputs.grad).all():
+            raise PropertyFailed("no finite gradient reaches x through the block: avoid .detach(), .data and "
+                                 "torch.no_grad() inside forward")
+
+    def batchnorm(device: torch.device) -> None:
+        block = _build(factory, w, device=device)
+        inputs = _rows(device, w, batch=8)
+        other = torch.cat([inputs[:1], 3 * inputs[1:] + 1])
+        with torch.no_grad():
+            block.train()
+            trained_a, trained_b = _forward(block, inputs, call)[0], _forward(block, other, call)[0]
+            block.eval()
+            eval_a, eval_b = _forward(block, inputs, call)[0], _forward(block, other, call)[0]
+        if torch.allclose(trained_a, trained_b, atol=1e-5):
+            raise PropertyFailed("in train() mode one row's output ignores the rest of the batch: put an "
+                                 "nn.BatchNorm1d(width) after each Linear layer")
+        if not torch.allclose(eval_a, eval_b, atol=1e-5):
+            raise PropertyFailed("in eval() mode one row's output still depends on the rest of the batch: use "
+                                 "nn.BatchNorm1d, which switches to its running statistics in eval mode")
+
+    def on_device(device: torch.device) -> None:
+        block = _build(factory, w, device=device)
+        misplaced = [p.device for p in block.parameters() if p.device.type != device.type]
+        if misplaced:
+            raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): register "
+                                 "every layer as an attribute (or in nn.Sequential / nn.ModuleList)")
+        output = _forward(block, _rows(device, w), call)
+        if output.device.type != device.type:
+            raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+
+    return [
+        Property("shape", "keeps the shape (batch, width); parameter count 2w^2 + 6w (or 2w^2 + 4w without biases)",
+                 shape),
+        Property("identity", "zero branch gives relu(x): F(x) = 0 makes the block the identity, then ReLU", identity),
+        Property("gradient", "the gradient reaches x through the shortcut, even when the branch is zero", gradient),
+        Property("batchnorm", "BatchNorm1d: batch statistics in train(), running ones in eval()", batchnorm),
+        Property("device", "parameters and output on the device", on_device),
+    ]
+
+
+# ---------------------------------------------------------------- block_jacobian(block, x)
+
+def _batch_only(function: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """Wrap a batch -> batch function so that calling it on a bare vector says what to do instead."""
+
+    def wrapped(batch: Tensor) -> Tensor:
+        if batch.ndim != 2:
+            raise PropertyFailed(f"the block was called on a tensor of shape {tuple(batch.shape)}; blocks take "
+                                 "batches (N, width): call block(x.unsqueeze(0)) and take row 0 of its output")
+        return function(batch)
+
+    return wrapped
+
+
+def _known_functions(device: torch.device, width: int) -> dict[str, tuple[Callable[[Tensor], Tensor], Tensor]]:
+    """Functions whose Jacobian at a point is known: x -> Wx + x (J = W + I) and x -> tanh(Wx) + x."""
+    generator = torch.Generator(device=device).manual_seed(1)
+    weight = torch.randn(width, width, generator=generator, device=device)
+    point = torch.randn(width, generator=generator, device=device)
+    slope = 1 - torch.tanh(weight @ point) ** 2
+    return {
+        "x -> Wx + x": (lambda batch: batch @ weight.T + batch, weight + torch.eye(width, device=device)),
+        "x -> tanh(Wx) + x": (lambda batch: torch.tanh(batch @ weight.T) + batch,
+                              slope[:, None] * weight + torch.eye(width, device=device)),
+    }, point
+
+
+def _jacobian_of(function: JacobianFunction, block: Callable[[Tensor], Tensor], point: Tensor, call: str) -> Tensor:
+    """Call the learner's function and insist on a (width, width) tensor on the point's device."""
+    width = len(point)
+    result = function(_batch_only(block), point.clone())
+    if not isinstance(result, Tensor):
+        raise PropertyFailed(f"{call} returned a {type(result).__name__}; return a tensor of shape ({width}, {width})")
+    if tuple(result.shape) != (width, width):
+        hint = ("squeeze the batch dimension: differentiate the function v -> block(v.unsqueeze(0))[0]"
+                if result.numel() == width * width else
+                "one row per output component, one column per input component (torch.autograd.grad of a sum "
+                "gives only the column sums)")
+        raise PropertyFailed(f"{call} returned shape {tuple(result.shape)} for x of shape ({width},), expected "
+                             f"({width}, {width}): {hint}")
+    return result
+
+
+def block_jacobian_properties(function: JacobianFunction, width: int = 5) -> list[Property]:
+    """Properties of block_jacobian(block, x) -> d block(x) / dx at one input vector x, shape (width, width)."""
+    call = f"{getattr(function, '__name__', 'function')}(block, x)"
+
+    def shape(device: torch.device) -> None:
+        functions, point = _known_functions(device, width)
+        block, _ = functions["x -> tanh(Wx) + x"]
+        result = _jacobian_of(function, block, point, call)
+        if result.device.type != device.type:
+            raise PropertyFailed(f"the Jacobian lives on {result.device}, expected {device.type}: build it from "
+                                 "x's own device")
+
+    def reference(device: torch.device) -> None:
+        functions, point = _known_functions(device, width)
+        for name, (block, expected) in functions.items():
+            result = _jacobian_of(function, block, point, call).detach()
+            if torch.allclose(result, expected, atol=1e-5):
+                continue
+            if torch.allclose(result.T, expected, atol=1e-5):
+                raise PropertyFailed(f"for {name} you returned the transpose: row i must hold the derivatives of "
+                                     "output i (J[i, j] = d out_i / d x_j)")
+            if torch.allclose(result + torch.eye(width, device=device), expected, atol=1e-5):
+                raise PropertyFailed(f"for {name} the identity part is missing: differentiate the whole block "
+                                     "output, shortcut included")
+            raise PropertyFailed(f"for {name} the result differs from the known Jacobian by up to "
+                                 f"{(result - expected).abs().max().item():.3g}: use "
+                                 "torch.autograd.functional.jacobian, or torch.autograd.grad once per output")
+
+    return [
+        Property("shape", "returns a (width, width) tensor on x's device", shape),
+        Property("reference", "equals the known Jacobian of x -> Wx + x (W + I) and of x -> tanh(Wx) + x", reference),
+    ]
+
+
+def check_residual_mlp_block(factory: BlockFactory, only: str | list[str] | None = None, width: int = 16) -> None:
+    """Check a learner's ResidualMLPBlock and print one PASS/FAIL line per property."""
+    run_properties(_name(factory), residual_mlp_block_properties(factory, width), only)
+
+
+def check_block_jacobian(function: JacobianFunction, only: str | list[str] | None = None, width: int = 5) -> None:
+    """Check a learner's block_jacobian and print one PASS/FAIL line per property."""
+    run_properties(getattr(function, "__name__", "function"), block_jacobian_properties(function, width), only)

@@ -1,0 +1,589 @@
+"""Checks for lesson 05's pieces of a ResNet: make_stage, a stage-level shortcut, the GAP head and ResNet itself.
+
+Every check that needs blocks hands the learner's code a `ProbeBlock` of its own, never the learner's BasicBlock:
+a mistake in that block (lesson 04) then costs no points here, and the probe remembers what it was asked to be.
+The checks of ResNet stop the forward pass at the first block, or feed inputs that end as 1x1 feature maps, so that
+a mistake in make_stage or in the GAP head does not fail them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.convnets import count_parameters
+from residual_course.probes import Call, trace_forward
+
+Factory = Callable[..., nn.Module]
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+
+
+# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
+
+def gap_head_params(in_channels: int, num_classes: int) -> int:
+    """Global average pooling has no parameters: only the Linear layer's weights and biases count."""
+    return in_channels * num_classes + num_classes
+
+
+def flatten_head_params(in_channels: int, height: int, width: int, num_classes: int) -> int:
+    """Flatten + Linear: one weight per class for every channel at every position."""
+    return in_channels * height * width * num_classes + num_classes
+
+
+def stem_params(in_channels: int, width: int = 64, small_input: bool = False) -> int:
+    """A bias-free 7x7 conv (3x3 for small inputs) and its BatchNorm; ReLU and max-pool have no parameters."""
+    kernel = 3 if small_input else 7
+    return kernel * kernel * in_channels * width + 2 * width
+
+
+def projection_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
+    """A 1x1 bias-free conv + BatchNorm when the shape changes, nothing for an identity shortcut."""
+    if stride == 1 and in_channels == out_channels:
+        return 0
+    return in_channels * out_channels + 2 * out_channels
+
+
+def stage_plan(layers: Sequence[int], widths: Sequence[int] = IMAGENET_WIDTHS) -> list[tuple[int, int, int]]:
+    """The (in_channels, out_channels, stride) of every block of a ResNet, in order, as torchvision builds them."""
+    plan, channels = [], widths[0]
+    for index, (width, num_blocks) in enumerate(zip(widths, layers, strict=True)):
+        for position in range(num_blocks):
+            stride = 2 if index > 0 and position == 0 else 1
+            plan.append((channels, width, stride))
+            channels = width
+    return plan
+
+
+def resnet_params(block_params: Callable[[int, int, int], int], layers: Sequence[int], num_classes: int = 1000,
+                  in_channels: int = 3, small_input: bool = False, widths: Sequence[int] = IMAGENET_WIDTHS) -> int:
+    """Stem + every block (counted by `block_params(in, out, stride)`) + the GAP head."""
+    blocks = sum(block_params(*args) for args in stage_plan(layers, widths))
+    return stem_params(in_channels, widths[0], small_input) + blocks + gap_head_params(widths[-1], num_classes)
+
+
+# ---------------------------------------------------------------- the stand-in block and stage
+
+class ProbeBlock(nn.Module):
+    """A stand-in block that the checks pass as `block`: 3x3 conv (stride, no bias) - BN - ReLU.
+
+    Not residual on purpose (the checks of this lesson must not depend on lesson 04's block). It remembers the
+    arguments it was built with, so a check can see what the learner's code asked for.
+    """
+
+    expansion = 1  # torchvision-style code reads it; the course's interface does not need it
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.built_with = (in_channels, out_channels, stride)
+        self.layers = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                                    nn.BatchNorm2d(out_channels), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """conv-BN-ReLU."""
+        return self.layers(x)
+
+
+def probe_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
+    """Parameters of a ProbeBlock: one bias-free 3x3 conv and a BatchNorm."""
+    return 9 * in_channels * out_channels + 2 * out_channels
+
+
+class BlockRecorder:
+    """A block factory with the course's interface that keeps every ProbeBlock it builds, in build order."""
+
+    __name__ = "ProbeBlock"
+    expansion = 1
+
+    def __init__(self) -> None:
+        self.built: list[ProbeBlock] = []
+
+    def __call__(self, in_channels: int, out_channels: int, stride: int = 1) -> ProbeBlock:
+        """Build one ProbeBlock and remember it."""
+        block = ProbeBlock(in_channels, out_channels, stride)
+        self.built.append(block)
+        return block
+
+    def arguments(self) -> list[tuple[int, int, int]]:
+        """What each block was asked to be: (in_channels, out_channels, stride), in build order."""
+        return [block.built_with for block in self.built]
+
+
+def _probe_stage(in_channels: int, out_channels: int, stride: int, device: torch.device) -> nn.Module:
+    """A small stage for StageWithShortcut: 3x3 conv (stride, no bias) + BN, random weights, on the device."""
+    generator = torch.Generator(device=device).manual_seed(in_channels * 100 + out_channels * 10 + stride)
+    stage = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                          nn.BatchNorm2d(out_channels)).to(device)
+    with torch.no_grad():
+        for parameter in stage.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, device=device))
+    return stage
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def _randn(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
+    """A reproducible random tensor made directly on the device (nothing is created on the CPU)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(*shape, generator=generator, device=device)
+
+
+def _name(factory: object, default: str) -> str:
+    """The learner's function or class name, for messages."""
+    return getattr(factory, "__name__", default)
+
+
+def _module(built: object, call: str) -> nn.Module:
+    """Insist that the learner's code returned an nn.Module."""
+    if not isinstance(built, nn.Module):
+        raise PropertyFailed(f"{call} returned a {type(built).__name__}, not an nn.Module")
+    return built
+
+
+def _run(module: nn.Module, inputs: Tensor, call: str) -> Tensor:
+    """Forward pass that turns the usual shape and device clashes into sentences."""
+    try:
+        return module(inputs)
+    except RuntimeError as error:
+        text = str(error)
+        if "shapes cannot be multiplied" in text:
+            raise PropertyFailed(
+                f"{call} fails at a Linear layer ({text}): the features reaching it do not match its in_features; "
+                "average each channel over all positions first (nn.AdaptiveAvgPool2d(1), then flatten), so the "
+                "Linear layer sees exactly one number per channel whatever the image size"
+            ) from None
+        if "must match the size" in text or "size of tensor" in text:
+            raise PropertyFailed(
+                f"{call} fails at an addition ({text}): when the stride or the channel count changes, the "
+                "shortcut must change shape too: a 1x1 conv with that stride (bias=False) followed by BatchNorm"
+            ) from None
+        if "expected input" in text and "channels" in text:
+            raise PropertyFailed(f"{call} feeds a layer the wrong number of channels ({text}): each block "
+                                 "must start from the channel count the previous one produced") from None
+        if "device" in text or "Expected all tensors" in text:
+            raise PropertyFailed(f"{call} mixes devices ({text}): register every layer as an attribute (or in "
+                                 "nn.Sequential) so that .to(device) moves it") from None
+        raise
+
+
+def _expect_shape(output: Tensor, expected: tuple[int, ...], call: str, hint: str) -> None:
+    """Compare an output shape with the expected one."""
+    if tuple(output.shape) != expected:
+        raise PropertyFailed(f"{call} returned shape {tuple(output.shape)}, expected {expected}: {hint}")
+
+
+def _expect_device_and_gradient(module: nn.Module, inputs: Tensor, call: str, device: torch.device) -> None:
+    """Parameters and output live on the course device, and the gradient of the output reaches the input."""
+    module = module.to(device)
+    misplaced = [p.device for p in module.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters of {call} stayed on {misplaced[0]} after .to({device.type})")
+    inputs = inputs.clone().requires_grad_(True)
+    output = _run(module, inputs, call)
+    if output.device.type != device.type:
+        raise PropertyFailed(f"{call} returned its output on {output.device}, expected {device.type}")
+    output.square().sum().backward()
+    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed(f"no finite, non-zero gradient reaches the input of {call}: avoid .detach(), .data "
+                             "and torch.no_grad() inside forward")
+
+
+def _expect_registered(module: nn.Module, expected: int, call: str) -> None:
+    """The module's parameters are exactly those of the blocks it was built from."""
+    got = count_parameters(module)
+    if got < expected:
+        raise PropertyFailed(f"{call} holds {got:,} parameters, its blocks have {expected:,}: keep the blocks in "
+                             "nn.Sequential (or nn.ModuleList), not in a Python list, and build each block anew "
+                             "(reusing one block object shares its weights)")
+    if got > expected:
+        raise PropertyFailed(f"{call} holds {got:,} parameters, its blocks only {expected:,}: build the stage from "
+                             "the blocks alone, with nothing added")
+
+
+def _format(arguments: Sequence[tuple[int, int, int]]) -> str:
+    """Block arguments as the learner would have typed them."""
+    return ", ".join(f"block{args}" for args in arguments)
+
+
+# ---------------------------------------------------------------- make_stage
+
+def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Property]:
+    """Properties of make_stage(block, in_channels, out_channels, num_blocks, stride) -> a stage of blocks."""
+    c = channels
+    name = _name(make_stage, "make_stage")
+
+    def build(device: torch.device, cin: int, cout: int, num_blocks: int, stride: int) -> tuple[nn.Module, list]:
+        """Call make_stage with a recording block factory and return the stage and what it asked for."""
+        recorder = BlockRecorder()
+        call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride={stride})"
+        stage = _module(make_stage(recorder, cin, cout, num_blocks, stride), call)
+        return stage.to(device), recorder.built
+
+    def blocks(device: torch.device) -> None:
+        for cin, cout, num_blocks in [(c, 2 * c, 3), (c, c, 1), (2 * c, c, 2)]:
+            stage, built = build(device, cin, cout, num_blocks, 1)
+            call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride=1)"
+            expected = [(cin, cout, 1)] + [(cout, cout, 1)] * (num_blocks - 1)
+            asked = [block.built_with for block in built]
+            if len(asked) != num_blocks:
+                raise PropertyFailed(f"{call} built {len(asked)} blocks: call block(...) once for each of the "
+                                     "num_blocks blocks (repeating one block object would share its weights)")
+            if asked != expected:
+                raise PropertyFailed(f"{call} built {_format(asked)}, expected {_format(expected)}: the first "
+                                     "block changes the channels, every later block maps out_channels to "
+                                     "out_channels")
+            _expect_registered(stage, sum(probe_block_params(*args) for args in expected), call)
+            inputs = _randn(device, 2, cin, 8, 8)
+            ran = [entry.module for entry in trace_forward(stage.eval(), inputs, (ProbeBlock,))]
+            if len(ran) != num_blocks or any(a is not b for a, b in zip(ran, built, strict=False)):
+                raise PropertyFailed(f"{call} must run each of its blocks once, in the order they were built")
+            _expect_shape(_run(stage, inputs, call), (2, cout, 8, 8), call, "the stage must end with out_channels")
+
+    def stride(device: torch.device) -> None:
+        for cin, cout, num_blocks in [(c, 2 * c, 3), (c, c, 2), (c, 2 * c, 1)]:
+            stage, built = build(device, cin, cout, num_blocks, 2)
+            call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride=2)"
+            asked = [block.built_with for block in built]
+            strides = [args[2] for args in asked]
+            if strides and strides[0] == 2 and any(s != 1 for s in strides[1:]):
+                raise PropertyFailed(f"{call} built {_format(asked)}: only the first block takes the stride; every "
+                                     "later block uses stride 1, or the stage shrinks the map again at each block")
+            if strides and strides[0] != 2:
+                raise PropertyFailed(f"{call} built {_format(asked)}: the first block must take the stride "
+                                     "(it downsamples while it changes the channels)")
+            output = _run(stage.eval(), _randn(device, 2, cin, 8, 8), call)
+            _expect_shape(output, (2, cout, 4, 4), call, "a stride-2 stage halves the height and width once")
+
+    def device_property(device: torch.device) -> None:
+        stage, _ = build(device, c, 2 * c, 2, 2)
+        _expect_device_and_gradient(stage, _randn(device, 2, c, 8, 8), f"{name}(block, {c}, {2 * c}, 2, 2)", device)
+
+    return [
+        Property("blocks", "num_blocks blocks: the first changes the channels, the rest keep them", blocks),
+        Property("stride", "only the first block takes the stride", stride),
+        Property("device", "runs on the device and passes the gradient to its input", device_property),
+    ]
+
+
+# ---------------------------------------------------------------- StageWithShortcut
+
+def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Property]:
+    """Properties of StageWithShortcut(stage, in_channels, out_channels, stride): relu(stage(x) + shortcut(x))."""
+    c = channels
+    name = _name(factory, "StageWithShortcut")
+
+    def wrap(device: torch.device, cin: int, cout: int, stride: int) -> tuple[nn.Module, nn.Module, str]:
+        """A probe stage, the learner's module around it (eval mode, on the device) and how it was called."""
+        stage = _probe_stage(cin, cout, stride, device)
+        call = f"{name}(stage, {cin}, {cout}, stride={stride})"
+        wrapped = _module(factory(stage, cin, cout, stride), call).to(device).eval()
+        return stage, wrapped, call
+
+    def identity(device: torch.device) -> None:
+        stage, wrapped, call = wrap(device, c, c, 1)
+        extra = count_parameters(wrapped) - count_parameters(stage)
+        if extra < 0:
+            raise PropertyFailed(f"{call} does not hold the stage's parameters: store the stage as an attribute "
+                                 "(self.stage = stage) so that it is registered")
+        if extra > 0:
+            raise PropertyFailed(f"{call} adds {extra:,} parameters although the stage keeps the shape: the "
+                                 "shortcut must be the identity when stride is 1 and the channels match")
+        inputs = _randn(device, 4, c, 8, 8)
+        with torch.no_grad():
+            branch = stage.eval()(inputs)
+            output = _run(wrapped, inputs, call)
+        if torch.allclose(output, F.relu(branch + inputs), atol=1e-5):
+            with torch.no_grad():
+                for parameter in stage.parameters():
+                    parameter.zero_()
+                zero_output = _run(wrapped, inputs, call)
+            if not torch.allclose(zero_output, F.relu(inputs), atol=1e-6):
+                raise PropertyFailed(f"with the stage's weights all zero, {call} should return relu(x) exactly")
+            return
+        if torch.allclose(output, branch + inputs, atol=1e-5):
+            raise PropertyFailed(f"{call} returned stage(x) + x: apply ReLU after the addition, as the blocks do")
+        if torch.allclose(output, F.relu(branch), atol=1e-5) or torch.allclose(output, branch, atol=1e-5):
+            raise PropertyFailed(f"{call} returned the stage's output alone: add the input x (the shortcut) "
+                                 "before the ReLU")
+        if torch.allclose(output, F.relu(inputs), atol=1e-5):
+            raise PropertyFailed(f"{call} returned relu(x): run the stage and add its output to x")
+        raise PropertyFailed(f"{call} should return relu(stage(x) + x) when the shape does not change, "
+                             "and it returned something else")
+
+    def projection(device: torch.device) -> None:
+        for cin, cout, stride in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
+            stage, wrapped, call = wrap(device, cin, cout, stride)
+            inputs = _randn(device, 4, cin, 8, 8)
+            with torch.no_grad():
+                output = _run(wrapped, inputs, call)
+            _expect_shape(output, (4, cout, 8 // stride, 8 // stride), call, "the output has the stage's shape")
+            extra = count_parameters(wrapped) - count_parameters(stage)
+            expected = projection_params(cin, cout, stride)
+            if extra != expected:
+                hints = {
+                    0: "there is no projection: use a 1x1 conv (that stride, bias=False) + BatchNorm",
+                    cin * cout: "the projection needs a BatchNorm after its 1x1 conv",
+                    expected + cout: "the projection's conv has a bias: pass bias=False",
+                    9 * cin * cout + 2 * cout: "the projection is a 1x1 convolution, not 3x3",
+                }
+                hint = hints.get(extra, "the projection is a 1x1 conv (bias=False) + BatchNorm, nothing else")
+                raise PropertyFailed(f"{call} adds {extra:,} parameters to the stage's, expected {expected:,}: {hint}")
+            with torch.no_grad():
+                for parameter in stage.parameters():
+                    parameter.zero_()
+                if torch.count_nonzero(_run(wrapped, inputs, call)) == 0:
+                    raise PropertyFailed(f"with the stage at zero, {call} returned all zeros: the projected input "
+                                         "must be added to the stage's output")
+
+    def device_property(device: torch.device) -> None:
+        _, wrapped, call = wrap(device, c, c, 1)
+        _expect_device_and_gradient(wrapped.train(), _randn(device, 4, c, 8, 8), call, device)
+
+    return [
+        Property("identity", "relu(stage(x) + x) when the shape does not change, no extra parameters", identity),
+        Property("projection", "a 1x1 conv + BN shortcut exactly when stride or channels change", projection),
+        Property("device", "runs on the device and passes the gradient to its input", device_property),
+    ]
+
+
+# ---------------------------------------------------------------- GAPHead
+
+def gap_head_properties(factory: Factory, channels: int = 16, num_classes: int = 10) -> list[Property]:
+    """Properties of GAPHead(in_channels, num_classes): average over positions, then one Linear layer."""
+    c, k = channels, num_classes
+    call = f"{_name(factory, 'GAPHead')}({c}, {k})"
+
+    def build(device: torch.device) -> nn.Module:
+        return _module(factory(c, k), call).to(device).eval()
+
+    def pools(device: torch.device) -> None:
+        head = build(device)
+        for height, width in [(7, 7), (4, 4), (5, 3), (1, 1)]:
+            features = _randn(device, 4, c, height, width, seed=height * 10 + width)
+            with torch.no_grad():
+                output = _run(head, features, call)
+                _expect_shape(output, (4, k), f"{call} on a {c}x{height}x{width} map", "one logit per class, "
+                              "whatever the height and width of the feature map")
+                order = torch.randperm(height * width, generator=torch.Generator().manual_seed(0)).to(device)
+                shuffled = features.flatten(2)[:, :, order].view_as(features)
+                if not torch.allclose(_run(head, shuffled, call), output, atol=1e-5):
+                    raise PropertyFailed(f"{call}'s output changes when the positions of a {height}x{width} map are "
+                                         "shuffled: pool over all positions (nn.AdaptiveAvgPool2d(1)) before the "
+                                         "Linear layer, so where a feature appears does not matter")
+                averaged = features.mean(dim=(2, 3), keepdim=True)
+                if not torch.allclose(_run(head, averaged, call), output, atol=1e-5):
+                    raise PropertyFailed(f"{call} does not give the same logits for a map and for its per-channel "
+                                         "mean: pool with the average (nn.AdaptiveAvgPool2d(1)), not the maximum or "
+                                         "the sum")
+
+    def linear(device: torch.device) -> None:
+        head = build(device)
+        got, expected = count_parameters(head), gap_head_params(c, k)
+        if got != expected:
+            hint = ("the Linear layer needs its bias" if got == expected - k else
+                    "the head is one nn.Linear(in_channels, num_classes) after the pooling; pooling has no parameters")
+            raise PropertyFailed(f"{call} has {got:,} parameters, expected {c} x {k} + {k} = {expected:,}: {hint}")
+        features = _randn(device, 4, c, 1, 1)
+        with torch.no_grad():
+            output = _run(head, features, call)
+        if (output >= 0).all() and torch.allclose(output.sum(dim=1), torch.ones(4, device=device), atol=1e-4):
+            raise PropertyFailed(f"{call} returns probabilities: return the logits (no softmax); "
+                                 "nn.CrossEntropyLoss applies log-softmax itself")
+        _expect_device_and_gradient(head, features, call, device)
+
+    return [
+        Property("pools", "any map size gives (N, classes), by averaging over all positions", pools),
+        Property("linear", "one Linear layer (in_channels x classes + classes parameters), logits, on the device",
+                 linear),
+    ]
+
+
+# ---------------------------------------------------------------- ResNet
+
+class _ReachedBlock(Exception):
+    """Raised by a hook to stop a forward pass at the first block: what came before it is the stem."""
+
+    def __init__(self, inputs: Tensor) -> None:
+        super().__init__("reached the first block")
+        self.inputs = inputs
+
+
+def _run_stem(model: nn.Module, inputs: Tensor, call: str) -> tuple[list[Call], Tensor]:
+    """Run `model` until its first ProbeBlock; return the conv/BN/pool calls before it and that block's input."""
+    calls: list[Call] = []
+
+    def record(module: nn.Module, args: tuple, output: Tensor) -> None:
+        calls.append(Call(module, tuple(args[0].shape), tuple(output.shape), float(args[0].min())))
+
+    def stop(module: nn.Module, args: tuple) -> None:
+        raise _ReachedBlock(args[0])
+
+    layers = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, layers)]
+    handles += [m.register_forward_pre_hook(stop) for m in model.modules() if isinstance(m, ProbeBlock)]
+    try:
+        with torch.no_grad():
+            _run(model, inputs, call)
+    except _ReachedBlock as reached:
+        return calls, reached.inputs
+    finally:
+        for handle in handles:
+            handle.remove()
+    raise PropertyFailed(f"{call} never ran the block it was given: build the stages by calling `block`")
+
+
+def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), widths: Sequence[int] | None = None,
+                      num_classes: int = 10) -> list[Property]:
+    """Properties of ResNet(block, layers, num_classes, in_channels, small_input[, widths])."""
+    layers = list(layers)
+    sizes = tuple(widths) if widths is not None else IMAGENET_WIDTHS
+    name = _name(factory, "ResNet")
+    width_text = "" if widths is None else f", widths={tuple(widths)}"
+
+    def build(device: torch.device, in_channels: int = 3, small_input: bool = False,
+              classes: int = num_classes) -> tuple[nn.Module, BlockRecorder, str]:
+        """The learner's ResNet around a recording probe block, in eval mode on the device."""
+        recorder = BlockRecorder()
+        options = {"num_classes": classes, "in_channels": in_channels, "small_input": small_input}
+        if widths is not None:
+            options["widths"] = tuple(widths)
+        call = (f"{name}(block, {layers}, num_classes={classes}, in_channels={in_channels}"
+                f"{', small_input=True' if small_input else ''}{width_text})")
+        model = _module(factory(recorder, layers, **options), call)
+        return model.to(device).eval(), recorder, call
+
+    def smallest_1x1_input(small_input: bool) -> int:
+        """An input size whose last feature map is 1x1, so that even a head without pooling runs."""
+        return 2 ** (len(layers) - 1) * (1 if small_input else 4)
+
+    def stem(device: torch.device) -> None:
+        model, _, call = build(device)
+        calls, first_input = _run_stem(model, _randn(device, 2, 3, 64, 64), call)
+        convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
+        if not convs or convs[0].module.kernel_size != (7, 7):
+            raise PropertyFailed(f"{call}: the ImageNet stem starts with a 7x7 convolution (stride 2, padding 3)")
+        expected = (2, sizes[0], 16, 16)
+        if tuple(first_input.shape) == expected and float(first_input.min()) >= 0:
+            return
+        size = first_input.shape[-1]
+        pooled = any(isinstance(entry.module, nn.MaxPool2d) for entry in calls)
+        if first_input.shape[1] != sizes[0]:
+            hint = f"the stem must output widths[0] = {sizes[0]} channels"
+        elif size == 16:
+            hint = "the stem must end with a ReLU (after its BatchNorm), so the first block gets non-negative input"
+        elif convs[0].output_shape[-1] == 64:
+            hint = "the 7x7 conv must have stride 2 (and padding 3): it halves 64 to 32"
+        elif not pooled:
+            hint = "after conv-BN-ReLU the stem needs nn.MaxPool2d(3, stride=2, padding=1), the second halving"
+        else:
+            hint = "the stem divides the size by 4: 7x7 conv stride 2 padding 3, then 3x3 max-pool stride 2 padding 1"
+        raise PropertyFailed(f"for a 64x64 image, {call} gives the first block a {tuple(first_input.shape)} input, "
+                             f"expected {expected}: {hint}")
+
+    def stages(device: torch.device) -> None:
+        _, recorder, call = build(device)
+        asked, plan = recorder.arguments(), stage_plan(layers, sizes)
+        if len(asked) != len(plan):
+            raise PropertyFailed(f"{call} built {len(asked)} blocks, expected sum({layers}) = {len(plan)}: "
+                                 "stage i holds layers[i] blocks")
+        first = 0
+        for index, num_blocks in enumerate(layers):
+            entry, expected = asked[first], plan[first]
+            if entry[2] != expected[2]:
+                hint = ("the first stage keeps the resolution (stride 1): the stem has already downsampled"
+                        if index == 0 else "every stage after the first starts with stride 2")
+                raise PropertyFailed(f"{call}: stage {index + 1} starts with block{entry}, expected "
+                                     f"block{expected}: {hint}")
+            if entry[:2] != expected[:2]:
+                raise PropertyFailed(f"{call}: stage {index + 1} starts with block{entry}, expected block{expected}: "
+                                     f"stage widths are {list(sizes)}, and each stage starts from the previous "
+                                     "stage's width (the first from the stem's)")
+            outs = {args[1] for args in asked[first:first + num_blocks]}
+            if outs != {sizes[index]}:
+                raise PropertyFailed(f"{call}: the blocks of stage {index + 1} output {sorted(outs)} channels, "
+                                     f"expected {sizes[index]}")
+            first += num_blocks
+
+    def head(device: torch.device) -> None:
+        size = smallest_1x1_input(small_input=False)
+        for classes in sorted({num_classes, 7}):
+            model, _, call = build(device, classes=classes)
+            with torch.no_grad():
+                output = _run(model, _randn(device, 2, 3, size, size), call)
+            _expect_shape(output, (2, classes), f"{call} on a {size}x{size} image",
+                          "end with the GAP head: one logit per class")
+
+    def params(device: torch.device) -> None:
+        model, _, call = build(device)
+        got = count_parameters(model)
+        expected = resnet_params(probe_block_params, layers, num_classes, 3, False, sizes)
+        hints = {
+            sizes[0]: "the stem's conv has a bias: pass bias=False (its BatchNorm shifts)",
+            -2 * sizes[0]: "the stem needs a BatchNorm after its conv",
+            -40 * 3 * sizes[0]: "the ImageNet stem conv is 7x7, not 3x3",
+            -num_classes: "the classifier needs its bias",
+        }
+        if got != expected:
+            hint = hints.get(got - expected, "stem (7x7 conv without bias + BN) + stages + GAP + one Linear layer")
+            raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected:,}: {hint}")
+
+    def small_input(device: torch.device) -> None:
+        model, _, call = build(device, in_channels=1, small_input=True)
+        calls, first_input = _run_stem(model, _randn(device, 2, 1, 28, 28), call)
+        convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
+        expected = (2, sizes[0], 28, 28)
+        if tuple(first_input.shape) != expected or not convs or convs[0].module.kernel_size != (3, 3):
+            raise PropertyFailed(f"for a 28x28 image, {call} gives the first block a {tuple(first_input.shape)} "
+                                 f"input, expected {expected}: with small_input=True the stem is a 3x3 conv with "
+                                 "stride 1 and padding 1 (+ BN + ReLU) and no max-pool; 28x28 images are too small "
+                                 "to shrink 4x at once")
+        got = count_parameters(model)
+        expected_params = resnet_params(probe_block_params, layers, num_classes, 1, True, sizes)
+        if got != expected_params:
+            raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected_params:,}: a 3x3 stem conv "
+                                 "without bias, its BatchNorm, the stages and the GAP head")
+        size = smallest_1x1_input(small_input=True)
+        with torch.no_grad():
+            output = _run(model, _randn(device, 2, 1, size, size), call)
+        _expect_shape(output, (2, num_classes), call, "one logit per class")
+
+    def device_property(device: torch.device) -> None:
+        model, _, call = build(device)
+        size = smallest_1x1_input(small_input=False)
+        _expect_device_and_gradient(model.train(), _randn(device, 2, 3, size, size), call, device)
+
+    return [
+        Property("stem", "ImageNet stem: 7x7/2 conv, BN, ReLU, 3x3/2 max-pool (the first block sees 1/4 size)", stem),
+        Property("stages", "stage widths and depths; stride 1 into stage 1, stride 2 into each later stage", stages),
+        Property("head", "returns (N, num_classes) logits", head),
+        Property("params", "parameter count = stem + blocks + GAP head", params),
+        Property("small input", "small_input=True: 3x3/1 stem and no max-pool, for 28x28 images", small_input),
+        Property("device", "runs on the device and passes the gradient to its input", device_property),
+    ]
+
+
+# ---------------------------------------------------------------- the learner-facing checks
+
+def check_make_stage(make_stage: Factory, only: str | list[str] | None = None, channels: int = 8) -> None:
+    """Check a learner's make_stage and print one PASS/FAIL line per property."""
+    run_properties(_name(make_stage, "make_stage"), make_stage_properties(make_stage, channels), only)
+
+
+def check_stage_shortcut(factory: Factory, only: str | list[str] | None = None, channels: int = 8) -> None:
+    """Check a learner's StageWithShortcut and print one PASS/FAIL line per property."""
+    run_properties(_name(factory, "StageWithShortcut"), stage_shortcut_properties(factory, channels), only)
+
+
+def check_gap_head(factory: Factory, only: str | list[str] | None = None, channels: int = 16,
+                   num_classes: int = 10) -> None:
+    """Check a learner's GAPHead and print one PASS/FAIL line per property."""
+    run_properties(_name(factory, "GAPHead"), gap_head_properties(factory, channels, num_classes), only)
+
+
+def check_resnet(factory: Factory, only: str | list[str] | None = None, layers: Sequence[int] = (2, 2, 2, 2),
+                 widths: Sequence[int] | None = None, num_classes: int = 10) -> None:
+    """Check a learner's ResNet (built around a probe block) and print one PASS/FAIL line per property."""
+    run_properties(_name(factory, "ResNet"), resnet_properties(factory, layers, widths, num_classes), only)

@@ -1,0 +1,40 @@
+"""Grading case of lesson 05: each mistake costs only its own exercise's cells, never ResNet's as well."""
+
+from cases import LessonCase, Mistake
+
+STRIDE_IN_EVERY_BLOCK = Mistake("make-stage", "blocks.append(block(out_channels, out_channels, 1))",
+                                "blocks.append(block(out_channels, out_channels, stride))")
+
+STAGE_SHORTCUT_NO_PROJECTION = Mistake("stage-shortcut", """        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+""", "")
+
+GAP_HEAD_FLATTENS_WITHOUT_POOLING = Mistake("gap-head", "return self.fc(self.flatten(self.pool(x)))",
+                                            "return self.fc(self.flatten(x))")
+
+RESNET_STEM_STRIDE_1 = Mistake("resnet", "nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False)",
+                               "nn.Conv2d(in_channels, widths[0], 7, stride=1, padding=3, bias=False)")
+
+RESNET_FIRST_STAGE_STRIDE_2 = Mistake("resnet", "stride=1 if index == 0 else 2", "stride=2")
+
+# Lesson 04's mistake in the pasted block: no graded cell of lesson 05 depends on the learner's BasicBlock.
+BASIC_BLOCK_RELU_BEFORE_ADD = Mistake("basic-block", """        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))""", """        out = self.relu(self.bn2(self.conv2(out)))
+        return out + self.shortcut(x)""")
+
+CASE = LessonCase(
+    assignment="05_building_a_resnet",
+    full_marks=19,
+    mistakes={
+        "l05-stride-in-every-block": ((STRIDE_IN_EVERY_BLOCK,), frozenset({"make-stage-stride"})),
+        "l05-stage-shortcut-no-projection": ((STAGE_SHORTCUT_NO_PROJECTION,),
+                                             frozenset({"stage-shortcut-projection"})),
+        "l05-gap-head-flattens": ((GAP_HEAD_FLATTENS_WITHOUT_POOLING,), frozenset({"gap-head-pools"})),
+        "l05-resnet-stem-stride-1": ((RESNET_STEM_STRIDE_1,), frozenset({"resnet-stem"})),
+        "l05-resnet-first-stage-stride-2": ((RESNET_FIRST_STAGE_STRIDE_2,), frozenset({"resnet-stages"})),
+        "l05-basic-block-relu-before-add": ((BASIC_BLOCK_RELU_BEFORE_ADD,), frozenset()),
+    },
+)

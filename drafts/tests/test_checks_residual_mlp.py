@@ -1,0 +1,101 @@
+"""Lesson 03's checks: correct residual MLP blocks and Jacobians in any style pass; each mistake fails with its hint."""
+
+import pytest
+import torch
+from fixtures.residual_mlp import (
+    DetachedShortcutBlock,
+    LayerNormBlock,
+    NamedLayersBlock,
+    NoBatchNormBlock,
+    NoShortcutBlock,
+    ReluBeforeAddBlock,
+    SequentialBranchBlock,
+    jacobian_functional,
+    jacobian_jacrev,
+    jacobian_keeps_batch_dims,
+    jacobian_of_sum,
+    jacobian_on_bare_vector,
+    jacobian_row_by_row,
+    jacobian_transposed,
+)
+from torch import nn
+
+from residual_course.checks.report import CheckFailed
+from residual_course.checks.residual_mlp import (
+    check_block_jacobian,
+    check_residual_mlp_block,
+    residual_mlp_block_params,
+)
+
+
+def failing(check, subject, capsys, **kwargs) -> tuple[set[str], str]:
+    """Run a check expected to fail; return the keys that failed and what the learner read."""
+    with pytest.raises(CheckFailed) as failure:
+        check(subject, **kwargs)
+    keys = set(str(failure.value).split(": ", 1)[1].split(", "))
+    return keys, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("block", [SequentialBranchBlock, NamedLayersBlock])
+@pytest.mark.parametrize("width", [16, 7])
+def test_correct_blocks_in_other_styles_pass(block, width, capsys):
+    check_residual_mlp_block(block, width=width)
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("block", "broken", "hint"), [
+    (ReluBeforeAddBlock, {"identity"}, "no ReLU runs after the addition"),
+    (NoShortcutBlock, {"identity", "gradient"}, "the shortcut is missing"),
+    (DetachedShortcutBlock, {"gradient"}, "not x.detach()"),
+    (LayerNormBlock, {"batchnorm"}, "nn.BatchNorm1d(width) after each Linear"),
+    (NoBatchNormBlock, {"shape", "batchnorm"}, "it lacks BatchNorm"),
+])
+def test_each_block_mistake_fails_its_own_property_with_a_hint(block, broken, hint, capsys):
+    keys, printed = failing(check_residual_mlp_block, block, capsys)
+    assert keys == broken
+    assert hint in printed
+
+
+def test_unfinished_block_is_reported_as_not_implemented(capsys):
+    class Stub(nn.Module):
+        def __init__(self, width):
+            raise NotImplementedError()
+
+    keys, printed = failing(check_residual_mlp_block, Stub, capsys)
+    assert len(keys) == 5
+    assert printed.count("not implemented yet") == 5
+
+
+def test_parameter_formula_counts_a_reference_block():
+    for width in (3, 16, 64):
+        assert sum(p.numel() for p in SequentialBranchBlock(width).parameters()) == residual_mlp_block_params(width)
+        assert sum(p.numel() for p in NamedLayersBlock(width).parameters()) == residual_mlp_block_params(width, False)
+
+
+@pytest.mark.parametrize("function", [jacobian_functional, jacobian_row_by_row, jacobian_jacrev])
+@pytest.mark.parametrize("width", [5, 12])
+def test_correct_jacobians_in_other_styles_pass(function, width, capsys):
+    check_block_jacobian(function, width=width)
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("function", "broken", "hint"), [
+    (jacobian_transposed, {"reference"}, "you returned the transpose"),
+    (jacobian_of_sum, {"shape", "reference"}, "column sums"),
+    (jacobian_keeps_batch_dims, {"shape", "reference"}, "squeeze the batch dimension"),
+    (jacobian_on_bare_vector, {"shape", "reference"}, "call block(x.unsqueeze(0))"),
+])
+def test_each_jacobian_mistake_fails_with_a_hint(function, broken, hint, capsys):
+    keys, printed = failing(check_block_jacobian, function, capsys)
+    assert keys == broken
+    assert hint in printed
+
+
+def test_jacobian_of_a_real_block_is_identity_plus_branch():
+    torch.manual_seed(0)
+    block = SequentialBranchBlock(6).eval()
+    x = torch.randn(6)
+    branch_jacobian = jacobian_functional(block.branch, x)
+    mask = (x + block.branch(x[None])[0] > 0).float()
+    expected = mask[:, None] * (torch.eye(6) + branch_jacobian)
+    assert torch.allclose(jacobian_functional(block, x), expected, atol=1e-5)
