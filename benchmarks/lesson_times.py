@@ -16,7 +16,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 FAST_ENV_VARS = ("NBGRADER_EXECUTION", "CI", "RESIDUAL_COURSE_FAST")
 
 
-def execute_seconds(path: Path, fast: bool) -> float:
+def execute_seconds(path: Path, fast: bool, save_to: Path | None = None) -> float:
     """Execute one notebook top to bottom in a fresh kernel, kernel start included, and time it."""
     for name in FAST_ENV_VARS:
         os.environ.pop(name, None)
@@ -26,13 +26,18 @@ def execute_seconds(path: Path, fast: bool) -> float:
     start = time.perf_counter()
     NotebookClient(notebook, timeout=1800, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if save_to is not None:
+        save_to.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, save_to / f"{path.stem}.{'fast' if fast else 'default'}.ipynb")
+    return seconds
 
 
 def main() -> None:
     """Print one line per lesson and mode; the figures are the report, nothing is asserted."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--modes", nargs="+", choices=("fast", "default"), default=["fast", "default"])
+    parser.add_argument("--save", type=Path, help="also write each executed notebook, outputs included, here")
     parser.add_argument("lessons", nargs="*", help="lesson folders, e.g. 01_vanishing_gradients (default: all)")
     args = parser.parse_args()
     os.environ["MPLBACKEND"] = "Agg"
@@ -44,7 +49,8 @@ def main() -> None:
         if args.lessons and path.parent.name not in args.lessons:
             continue
         for mode in args.modes:
-            print(f"{path.parent.name:<28} {mode:<8} {execute_seconds(path, mode == 'fast'):7.1f} s", flush=True)
+            seconds = execute_seconds(path, mode == "fast", args.save)
+            print(f"{path.parent.name:<28} {mode:<8} {seconds:7.1f} s", flush=True)
 
 
 if __name__ == "__main__":
