@@ -94,92 +94,57 @@ def test_recorder_builds_and_remembers_blocks():
     assert recorder.__name__ == "ProbeBlock"
 
 
-# ---------------------------------------------------------------- make_stage
+# ---------------------------------------------------------------- make_stage, StageWithShortcut, GAPHead, ResNet
+
+OTHER_RESNET_SIZES = {"layers": [1, 2, 1], "widths": (4, 8, 16), "num_classes": 3}
 
 
-@pytest.mark.parametrize("make_stage", [make_stage_loop, make_stage_comprehension, ModuleListStage])
-def test_right_make_stage_in_any_style_passes(make_stage, capsys):
-    passes(check_make_stage, make_stage, capsys)
-    passes(check_make_stage, make_stage, capsys, channels=4)
-
-
-@pytest.mark.parametrize(("make_stage", "broken", "hint"), [
-    (make_stage_stride_everywhere, {"stride"}, "only the first block takes the stride"),
-    (make_stage_in_channels_everywhere, {"blocks", "stride", "device"}, "every later block maps out_channels"),
-    (make_stage_one_short, {"blocks"}, "once for each of the num_blocks blocks"),
-    (make_stage_shared_block, {"blocks"}, "would share its weights"),
-    (PythonListStage, {"blocks"} | ON_GPU_ALSO_DEVICE, "not in a Python list"),
+@pytest.mark.parametrize(("check", "subject", "other_sizes"), [
+    (check_make_stage, make_stage_loop, {"channels": 4}),
+    (check_make_stage, make_stage_comprehension, {"channels": 4}),
+    (check_make_stage, ModuleListStage, {"channels": 4}),
+    (check_stage_shortcut, SeedStageWithShortcut, {"channels": 6}),
+    (check_gap_head, FunctionalGAPHead, {"channels": 5, "num_classes": 3}),
+    (check_gap_head, sequential_gap_head, {"channels": 5, "num_classes": 3}),
+    (check_resnet, TorchvisionStyleResNet, OTHER_RESNET_SIZES),
+    (check_resnet, RIGHT_RESNET, OTHER_RESNET_SIZES),
 ])
-def test_each_make_stage_mistake_fails_its_property(make_stage, broken, hint, capsys):
-    keys, printed = failing(check_make_stage, make_stage, capsys)
+def test_right_pieces_in_any_style_pass_at_any_size(check, subject, other_sizes, capsys):
+    passes(check, subject, capsys)
+    passes(check, subject, capsys, **other_sizes)
+
+
+@pytest.mark.parametrize(("check", "subject", "broken", "hint"), [
+    (check_make_stage, make_stage_stride_everywhere, {"stride"}, "only the first block takes the stride"),
+    (check_make_stage, make_stage_in_channels_everywhere, {"blocks", "stride", "device"},
+     "every later block maps out_channels"),
+    (check_make_stage, make_stage_one_short, {"blocks"}, "once for each of the num_blocks blocks"),
+    (check_make_stage, make_stage_shared_block, {"blocks"}, "would share its weights"),
+    (check_make_stage, PythonListStage, {"blocks"} | ON_GPU_ALSO_DEVICE, "not in a Python list"),
+    (check_stage_shortcut, NoProjectionStage, {"projection"}, "fails at an addition"),
+    (check_stage_shortcut, NoReluStage, {"identity"}, "apply ReLU after the addition"),
+    (check_stage_shortcut, ConvProjectionStage, {"projection"}, "not 3x3"),
+    (check_stage_shortcut, UnregisteredStage, {"identity", "projection"} | ON_GPU_ALSO_DEVICE,
+     "store the stage as an attribute"),
+    (check_gap_head, flatten_head, {"pools"}, "nn.AdaptiveAvgPool2d(1), then flatten"),
+    (check_gap_head, max_pool_head, {"pools"}, "not the maximum"),
+    (check_gap_head, softmax_head, {"linear"}, "no softmax"),
+    (check_gap_head, hidden_layer_head, {"linear"}, "one nn.Linear"),
+    (check_resnet, resnet_from(make_stage_loop, sequential_gap_head, stem_stride=1), {"stem"}, "must have stride 2"),
+    (check_resnet, resnet_from(make_stage_loop, sequential_gap_head, maxpool=False), {"stem"},
+     "nn.MaxPool2d(3, stride=2"),
+    (check_resnet, resnet_from(make_stage_loop, sequential_gap_head, first_stride=2), {"stages"},
+     "keeps the resolution"),
+    (check_resnet, HardcodedBlockResNet, {"stem", "stages", "params", "small input"}, "never ran the block"),
+])
+def test_each_mistake_fails_its_own_property_with_a_hint(check, subject, broken, hint, capsys):
+    keys, printed = failing(check, subject, capsys)
     assert keys == broken
     assert hint in printed
-
-
-# ---------------------------------------------------------------- StageWithShortcut
-
-
-def test_seed_style_stage_with_shortcut_passes(capsys):
-    passes(check_stage_shortcut, SeedStageWithShortcut, capsys)
-    passes(check_stage_shortcut, SeedStageWithShortcut, capsys, channels=6)
-
-
-@pytest.mark.parametrize(("stage", "broken", "hint"), [
-    (NoProjectionStage, {"projection"}, "fails at an addition"),
-    (NoReluStage, {"identity"}, "apply ReLU after the addition"),
-    (ConvProjectionStage, {"projection"}, "not 3x3"),
-    (UnregisteredStage, {"identity", "projection"} | ON_GPU_ALSO_DEVICE, "store the stage as an attribute"),
-])
-def test_each_stage_shortcut_mistake_fails_its_property(stage, broken, hint, capsys):
-    keys, printed = failing(check_stage_shortcut, stage, capsys)
-    assert keys == broken
-    assert hint in printed
-
-
-# ---------------------------------------------------------------- GAPHead
-
-
-@pytest.mark.parametrize("head", [FunctionalGAPHead, sequential_gap_head])
-def test_right_gap_heads_pass(head, capsys):
-    passes(check_gap_head, head, capsys)
-    passes(check_gap_head, head, capsys, channels=5, num_classes=3)
-
-
-@pytest.mark.parametrize(("head", "broken", "hint"), [
-    (flatten_head, {"pools"}, "nn.AdaptiveAvgPool2d(1), then flatten"),
-    (max_pool_head, {"pools"}, "not the maximum"),
-    (softmax_head, {"linear"}, "no softmax"),
-    (hidden_layer_head, {"linear"}, "one nn.Linear"),
-])
-def test_each_gap_head_mistake_fails_its_property(head, broken, hint, capsys):
-    keys, printed = failing(check_gap_head, head, capsys)
-    assert keys == broken
-    assert hint in printed
-
-
-# ---------------------------------------------------------------- ResNet
-
-
-@pytest.mark.parametrize("resnet", [TorchvisionStyleResNet, RIGHT_RESNET])
-def test_right_resnets_pass(resnet, capsys):
-    passes(check_resnet, resnet, capsys)
-    passes(check_resnet, resnet, capsys, layers=[1, 2, 1], widths=(4, 8, 16), num_classes=3)
 
 
 def test_resnet_with_torchvision_blocks_has_torchvision_parameter_count():
     assert count_parameters(TorchvisionStyleResNet(TorchvisionBasicBlock, [2, 2, 2, 2])) == 11_689_512
-
-
-@pytest.mark.parametrize(("resnet", "broken", "hint"), [
-    (resnet_from(make_stage_loop, sequential_gap_head, stem_stride=1), {"stem"}, "must have stride 2"),
-    (resnet_from(make_stage_loop, sequential_gap_head, maxpool=False), {"stem"}, "nn.MaxPool2d(3, stride=2"),
-    (resnet_from(make_stage_loop, sequential_gap_head, first_stride=2), {"stages"}, "keeps the resolution"),
-    (HardcodedBlockResNet, {"stem", "stages", "params", "small input"}, "never ran the block"),
-])
-def test_each_resnet_mistake_fails_its_property(resnet, broken, hint, capsys):
-    keys, printed = failing(check_resnet, resnet, capsys)
-    assert keys == broken
-    assert hint in printed
 
 
 @pytest.mark.parametrize(("make_stage", "head"), [

@@ -10,6 +10,16 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import (
+    Clash,
+    build,
+    expect_batchnorm_modes,
+    expect_device_and_gradient,
+    name_of,
+    random_tensor,
+    run,
+)
+from residual_course.convnets import count_parameters
 from residual_course.probes import trace_forward
 
 BlockFactory = Callable[..., nn.Module]
@@ -46,13 +56,14 @@ def preact_block_params(in_channels: int, out_channels: int, stride: int = 1) ->
 
 def torchvision_basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
     """Parameter count of torchvision's own BasicBlock, downsample built as its ResNet does."""
-    return _count(tv.BasicBlock(in_channels, out_channels, stride, _tv_downsample(in_channels, out_channels, stride)))
+    downsample = _tv_downsample(in_channels, out_channels, stride)
+    return count_parameters(tv.BasicBlock(in_channels, out_channels, stride, downsample))
 
 
 def torchvision_bottleneck_params(in_channels: int, mid_channels: int, stride: int = 1) -> int:
     """Parameter count of torchvision's own Bottleneck, downsample built as its ResNet does."""
     downsample = _tv_downsample(in_channels, 4 * mid_channels, stride)
-    return _count(tv.Bottleneck(in_channels, mid_channels, stride, downsample))
+    return count_parameters(tv.Bottleneck(in_channels, mid_channels, stride, downsample))
 
 
 def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
@@ -62,48 +73,21 @@ def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Modul
     return nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-def _count(module: nn.Module) -> int:
-    """Trainable parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 # ---------------------------------------------------------------- shared probes
 
-def _inputs(device: torch.device, channels: int, size: int = 8, batch: int = 4, seed: int = 0) -> Tensor:
-    """A reproducible random batch made directly on the device (nothing is created on the CPU)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(batch, channels, size, size, generator=generator, device=device)
+_SHORTCUT_CLASH = Clash(("must match the size", "size of tensor"), "at the addition",
+                        "when the stride or the channel count changes, the shortcut must change shape too; use a 1x1 "
+                        "conv (that stride, bias=False) followed by BatchNorm")
 
 
-def _build(factory: BlockFactory, *args: int, device: torch.device) -> nn.Module:
-    """Instantiate the learner's block and move it to the device, insisting that it is an nn.Module."""
-    block = factory(*args)
-    if not isinstance(block, nn.Module):
-        raise PropertyFailed(f"{_name(factory)}{args} returned a {type(block).__name__}, not an nn.Module")
-    return block.to(device)
-
-
-def _name(factory: BlockFactory) -> str:
-    """The learner's class name, for messages."""
-    return getattr(factory, "__name__", "block")
+def _call(factory: BlockFactory, args: tuple[int, ...]) -> str:
+    """The constructor call as the learner would type it, for messages: BasicBlock(16, 32, 2)."""
+    return f"{name_of(factory, 'block')}{args}"
 
 
 def _run(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
     """Forward pass that turns a shape clash at the addition into a sentence about the shortcut."""
-    try:
-        return block(inputs)
-    except RuntimeError as error:
-        if "must match the size" in str(error) or "size of tensor" in str(error):
-            raise PropertyFailed(
-                f"{call} fails at the addition ({error}): when the stride or the channel count changes, the "
-                "shortcut must change shape too; use a 1x1 conv (that stride, bias=False) followed by BatchNorm"
-            ) from None
-        if "device" in str(error) or "Expected all tensors" in str(error):
-            raise PropertyFailed(
-                f"{call} mixes devices ({error}): create every tensor on `x.device` and register layers as "
-                "attributes (or buffers) so that .to(device) moves them"
-            ) from None
-        raise
+    return run(block, inputs, call, [_SHORTCUT_CLASH])
 
 
 def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> Tensor:
@@ -119,7 +103,7 @@ def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], c
 
 def _expect_params(block: nn.Module, expected: int | set[int], call: str, extra: dict[int, str]) -> None:
     """Compare the parameter count with the formula, naming the likely cause of a difference."""
-    got = _count(block)
+    got = count_parameters(block)
     allowed = expected if isinstance(expected, set) else {expected}
     if got in allowed:
         return
@@ -138,11 +122,12 @@ def _zero_parameters(block: nn.Module) -> None:
 
 def _zero_branch_output(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor]:
     """Input and output of an identity-shortcut block in eval mode whose parameters are all zero."""
-    block = _build(factory, *args, device=device).eval()
+    call = _call(factory, args)
+    block = build(factory, *args, device=device, call=call).eval()
     _zero_parameters(block)
-    inputs = _inputs(device, args[0])
+    inputs = random_tensor(device, 4, args[0], 8, 8)
     with torch.no_grad():
-        return inputs, _run(block, inputs, f"{_name(factory)}{args}")
+        return inputs, _run(block, inputs, call)
 
 
 def _expect_zero_branch_gives(factory: BlockFactory, args: tuple[int, ...], device: torch.device,
@@ -168,37 +153,17 @@ def _expect_zero_branch_gives(factory: BlockFactory, args: tuple[int, ...], devi
 
 def _expect_batchnorm_modes(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
     """BatchNorm uses batch statistics in train() and running statistics in eval()."""
-    block = _build(factory, *args, device=device)
-    inputs = _inputs(device, args[0], batch=8)
-    other = torch.cat([inputs[:1], 3 * inputs[1:] + 1])
-    call = f"{_name(factory)}{args}"
-    with torch.no_grad():
-        block.train()
-        trained_a, trained_b = _run(block, inputs, call)[0], _run(block, other, call)[0]
-        block.eval()
-        eval_a, eval_b = _run(block, inputs, call)[0], _run(block, other, call)[0]
-    if torch.allclose(trained_a, trained_b, atol=1e-5):
-        raise PropertyFailed("in train() mode one image's output ignores the rest of the batch: put an "
-                             "nn.BatchNorm2d after each convolution")
-    if not torch.allclose(eval_a, eval_b, atol=1e-5):
-        raise PropertyFailed("in eval() mode one image's output still depends on the rest of the batch: use "
-                             "nn.BatchNorm2d, which switches to running statistics in eval mode")
+    call = _call(factory, args)
+    block = build(factory, *args, device=device, call=call)
+    inputs = random_tensor(device, 8, args[0], 8, 8)
+    expect_batchnorm_modes(block, inputs, call, "nn.BatchNorm2d", "each convolution", _run)
 
 
 def _expect_device_and_gradient(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
     """Parameters and output live on the course device, and the loss gradient reaches the input."""
-    block = _build(factory, *args, device=device)
-    misplaced = [p.device for p in block.parameters() if p.device.type != device.type]
-    if misplaced:
-        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type})")
-    inputs = _inputs(device, args[0]).requires_grad_(True)
-    output = _run(block, inputs, f"{_name(factory)}{args}")
-    if output.device.type != device.type:
-        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
-    output.square().sum().backward()
-    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
-        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
-                             "torch.no_grad() inside forward")
+    call = _call(factory, args)
+    block = build(factory, *args, device=device, call=call)
+    expect_device_and_gradient(block, random_tensor(device, 4, args[0], 8, 8), device, call, _run)
 
 
 def _expect_stride_in_first_3x3(block: nn.Module, inputs: Tensor, call: str) -> None:
@@ -216,9 +181,9 @@ def _expect_block(factory: BlockFactory, args: tuple[int, int, int], device: tor
                   params: int | set[int], hints: dict[int, str], stride_in_3x3: bool = False) -> None:
     """Build the block for `args`, run it, and compare its output shape and parameter count with the formula."""
     in_channels, _, stride = args
-    call = f"{_name(factory)}{args}"
-    block = _build(factory, *args, device=device)
-    inputs = _inputs(device, in_channels)
+    call = _call(factory, args)
+    block = build(factory, *args, device=device, call=call)
+    inputs = random_tensor(device, 4, in_channels, 8, 8)
     _expect_shape(block, inputs, (4, out_channels, 8 // stride, 8 // stride), call)
     _expect_params(block, params, call, hints)
     if stride_in_3x3 and stride != 1:
@@ -318,8 +283,8 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
         })
 
     def activation_before_convs(device: torch.device) -> None:
-        block = _build(factory, *same, device=device).eval()
-        convs = trace_forward(block, _inputs(device, c), (nn.Conv2d,))
+        block = build(factory, *same, device=device, call=_call(factory, same)).eval()
+        convs = trace_forward(block, random_tensor(device, 4, c, 8, 8), (nn.Conv2d,))
         if any(call.input_min < 0 for call in convs):
             raise PropertyFailed("a convolution receives negative inputs: in a pre-activation block every conv "
                                  "comes after BatchNorm and ReLU (BN -> ReLU -> conv, twice)")
@@ -344,14 +309,14 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
 
 def check_basic_block(factory: BlockFactory, only: str | list[str] | None = None, channels: int = 16) -> None:
     """Check a learner's BasicBlock and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), basic_block_properties(factory, channels), only)
+    run_properties(name_of(factory, "block"), basic_block_properties(factory, channels), only)
 
 
 def check_bottleneck(factory: BlockFactory, only: str | list[str] | None = None, mid_channels: int = 8) -> None:
     """Check a learner's Bottleneck and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), bottleneck_properties(factory, mid_channels), only)
+    run_properties(name_of(factory, "block"), bottleneck_properties(factory, mid_channels), only)
 
 
 def check_preact_block(factory: BlockFactory, only: str | list[str] | None = None, channels: int = 16) -> None:
     """Check a learner's PreActBlock and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), preact_block_properties(factory, channels), only)
+    run_properties(name_of(factory, "block"), preact_block_properties(factory, channels), only)

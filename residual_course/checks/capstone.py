@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.data import DataSet
 from residual_course.runtime import seed_everything
 from residual_course.training import evaluate, fit
@@ -43,37 +44,10 @@ def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _name(factory: ModelFactory) -> str:
-    """The learner's class name, for messages."""
-    return getattr(factory, "__name__", "model")
-
-
-def _images(device: torch.device, batch: int, seed: int = 0) -> Tensor:
-    """A reproducible batch of normalised-looking 28x28 images, made directly on the device."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(batch, 1, 28, 28, generator=generator, device=device)
-
-
-def _build(factory: ModelFactory, device: torch.device) -> nn.Module:
-    """Call the no-argument constructor and move the model to the device, insisting on an nn.Module."""
-    model = factory()
-    if not isinstance(model, nn.Module):
-        raise PropertyFailed(f"{_name(factory)}() returned a {type(model).__name__}, not an nn.Module")
-    return model.to(device)
-
-
 def _forward(model: nn.Module, images: Tensor, call: str) -> Tensor:
     """Run the model and insist on a (batch, 10) float tensor of logits."""
-    try:
-        output = model(images)
-    except RuntimeError as error:
-        if "device" in str(error) or "Expected all tensors" in str(error):
-            raise PropertyFailed(f"{call} mixes devices ({error}): register every layer as an attribute so that "
-                                 ".to(device) moves it, and create tensors on x.device") from None
-        raise
     expected = (len(images), NUM_CLASSES)
-    if not isinstance(output, Tensor):
-        raise PropertyFailed(f"{call} returned a {type(output).__name__}; return one tensor of shape {expected}")
+    output = run(model, images, call, returns=f"one tensor of shape {expected}")
     if tuple(output.shape) != expected:
         raise PropertyFailed(f"{call} maps images {tuple(images.shape)} to {tuple(output.shape)}, expected "
                              f"{expected}: end with global average pooling (or a flatten) and nn.Linear(..., 10)")
@@ -123,27 +97,27 @@ def _branch_reaches(branch: object, shortcut: object, parameters: set[int]) -> b
 
 def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -> list[Property]:
     """Properties of MyResNet(): (N, 1, 28, 28) images -> (N, 10) logits, under the budget, with a residual addition."""
-    call = f"{_name(factory)}()"
+    call = f"{name_of(factory, 'model')}()"
 
     def output(device: torch.device) -> None:
-        model = _build(factory, device)
+        model = build(factory, device=device, call=call)
         for mode in ("train", "eval"):
             getattr(model, mode)()
             for batch in (2, 5):
                 with torch.no_grad():
-                    _forward(model, _images(device, batch), f"{call} in {mode}() mode")
+                    _forward(model, random_tensor(device, batch, 1, 28, 28), f"{call} in {mode}() mode")
 
     def logits(device: torch.device) -> None:
-        model = _build(factory, device).eval()
+        model = build(factory, device=device, call=call).eval()
         with torch.no_grad():
-            scores = _forward(model, _images(device, 6), call)
+            scores = _forward(model, random_tensor(device, 6, 1, 28, 28), call)
         if (scores >= 0).all() and torch.allclose(scores.sum(dim=1), torch.ones(6, device=device), atol=1e-4):
             raise PropertyFailed("every row is non-negative and sums to 1, so the model returns probabilities: "
                                  "return the raw logits of the last nn.Linear (no softmax); cross-entropy applies "
                                  "log-softmax itself, and a softmax before it squashes the gradient")
 
     def within_budget(device: torch.device) -> None:
-        got = count_trainable(_build(factory, device))
+        got = count_trainable(build(factory, device=device, call=call))
         if got > budget:
             raise PropertyFailed(f"{call} has {got:,} trainable parameters, {got - budget:,} over the budget of "
                                  f"{budget:,}: narrow the widest stage (a 3x3 conv costs 9 * C_in * C_out), or "
@@ -152,23 +126,12 @@ def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -
             raise PropertyFailed(f"{call} has no trainable parameters")
 
     def on_device(device: torch.device) -> None:
-        model = _build(factory, device).train()
-        misplaced = [p.device for p in model.parameters() if p.device.type != device.type]
-        if misplaced:
-            raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): register "
-                                 "every layer as an attribute (or in nn.Sequential / nn.ModuleList)")
-        images = _images(device, 4).requires_grad_(True)
-        scores = _forward(model, images, call)
-        if scores.device.type != device.type:
-            raise PropertyFailed(f"the output lives on {scores.device}, expected {device.type}")
-        scores.square().sum().backward()
-        if images.grad is None or not torch.isfinite(images.grad).all() or images.grad.abs().sum() == 0:
-            raise PropertyFailed("no finite, non-zero gradient reaches the input images: avoid .detach(), .data "
-                                 "and torch.no_grad() inside forward")
+        model = build(factory, device=device, call=call).train()
+        expect_device_and_gradient(model, random_tensor(device, 4, 1, 28, 28), device, call, _forward)
 
     def shortcut(device: torch.device) -> None:
-        model = _build(factory, device).eval()
-        images = _images(device, 2).requires_grad_(True)
+        model = build(factory, device=device, call=call).eval()
+        images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
         scores = _forward(model, images, call)
         if _additive_shortcuts(scores, {id(p) for p in model.parameters()}) == 0:
             raise PropertyFailed("no addition of the form x + F(x) runs in the forward pass: a residual block adds "
@@ -188,4 +151,4 @@ def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -
 def check_capstone(factory: ModelFactory, only: str | list[str] | None = None,
                    budget: int = PARAMETER_BUDGET) -> None:
     """Check a learner's capstone model class and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), capstone_properties(factory, budget), only)
+    run_properties(name_of(factory, "model"), capstone_properties(factory, budget), only)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor
 from residual_course.probes import trace_forward
 from residual_course.training import History
 
@@ -24,24 +25,14 @@ def kaiming_std(fan_in: int) -> float:
 
 # ---------------------------------------------------------------- plain_mlp
 
-def _images(device: torch.device, batch: int = 16, seed: int = 0) -> Tensor:
-    """A reproducible batch of Fashion-MNIST-shaped inputs, made directly on the device."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(batch, 1, 28, 28, generator=generator, device=device)
-
-
-def _name(subject: object, default: str) -> str:
-    """The learner's function name, for messages."""
-    return getattr(subject, "__name__", default)
+def _call(builder: ModelBuilder, depth: int, width: int) -> str:
+    """The learner's call, for messages: plain_mlp(5, 16)."""
+    return f"{name_of(builder, 'plain_mlp')}({depth}, {width})"
 
 
 def _build(builder: ModelBuilder, depth: int, width: int, device: torch.device) -> nn.Module:
     """Call the learner's builder and move the model to the device, insisting on an nn.Module."""
-    model = builder(depth, width)
-    if not isinstance(model, nn.Module):
-        raise PropertyFailed(f"{_name(builder, 'plain_mlp')}({depth}, {width}) returned a {type(model).__name__}, "
-                             "not an nn.Module")
-    return model.to(device)
+    return build(builder, depth, width, device=device, call=_call(builder, depth, width))
 
 
 def _linear_calls(model: nn.Module, inputs: Tensor) -> list:
@@ -52,9 +43,9 @@ def _linear_calls(model: nn.Module, inputs: Tensor) -> list:
 def _expect_depth(builder: ModelBuilder, device: torch.device) -> None:
     """`depth` Linear layers run, 784 -> width -> ... -> width -> 10, and the output is (N, 10)."""
     for depth, width in ((5, 16), (2, 16), (8, 32)):
-        call = f"{_name(builder, 'plain_mlp')}({depth}, {width})"
+        call = _call(builder, depth, width)
         model = _build(builder, depth, width, device).eval()
-        inputs = _images(device)
+        inputs = random_tensor(device, 16, 1, 28, 28)
         with torch.no_grad():
             output = model(inputs)
         if tuple(output.shape) != (16, 10):
@@ -75,9 +66,9 @@ def _expect_depth(builder: ModelBuilder, device: torch.device) -> None:
 def _expect_units(builder: ModelBuilder, device: torch.device) -> None:
     """Each hidden Linear is followed by BatchNorm1d, then ReLU; the output Linear by nothing."""
     depth, width = 5, 16
-    call = f"{_name(builder, 'plain_mlp')}({depth}, {width})"
+    call = _call(builder, depth, width)
     model = _build(builder, depth, width, device).train()
-    inputs = _images(device)
+    inputs = random_tensor(device, 16, 1, 28, 28)
     order = ["Linear" if isinstance(c.module, nn.Linear) else "BatchNorm1d"
              for c in trace_forward(model, inputs, (nn.Linear, nn.BatchNorm1d))]
     expected = ["Linear", "BatchNorm1d"] * order.count("BatchNorm1d") + ["Linear"]  # whatever the depth
@@ -97,7 +88,7 @@ def _expect_no_skip(builder: ModelBuilder, device: torch.device) -> None:
     """With one middle Linear layer zeroed, every input gives the same output: nothing bypasses a layer."""
     depth, width = 6, 16
     model = _build(builder, depth, width, device).eval()
-    inputs = _images(device)
+    inputs = random_tensor(device, 16, 1, 28, 28)
     middle = _linear_calls(model, inputs)[depth // 2].module
     with torch.no_grad():
         middle.weight.zero_()
@@ -112,7 +103,7 @@ def _expect_kaiming_init(builder: ModelBuilder, device: torch.device) -> None:
     """Every Linear weight has std sqrt(2 / fan_in) (Kaiming, ReLU gain) and mean 0; every bias is 0."""
     depth, width = 4, 128
     model = _build(builder, depth, width, device)
-    linears = [c.module for c in _linear_calls(model.eval(), _images(device))]
+    linears = [c.module for c in _linear_calls(model.eval(), random_tensor(device, 16, 1, 28, 28))]
     for index, layer in enumerate(linears, start=1):
         fan_in = layer.weight.shape[1]
         std, target = layer.weight.std().item(), kaiming_std(fan_in)
@@ -134,18 +125,7 @@ def _expect_kaiming_init(builder: ModelBuilder, device: torch.device) -> None:
 def _expect_device_and_gradient(builder: ModelBuilder, device: torch.device) -> None:
     """Parameters and output live on the course device, and the loss gradient reaches the input."""
     model = _build(builder, 4, 16, device)
-    misplaced = [p.device for p in model.parameters() if p.device.type != device.type]
-    if misplaced:
-        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): keep the layers "
-                             "in nn.Sequential or nn.ModuleList")
-    inputs = _images(device).requires_grad_(True)
-    output = model(inputs)
-    if output.device.type != device.type:
-        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
-    output.square().sum().backward()
-    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
-        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
-                             "torch.no_grad() inside the model")
+    expect_device_and_gradient(model, random_tensor(device, 16, 1, 28, 28), device, _call(builder, 4, 16))
 
 
 def plain_mlp_properties(builder: ModelBuilder) -> list[Property]:
@@ -226,9 +206,9 @@ def diagnosis_properties(function: Diagnosis) -> list[Property]:
 
 def check_plain_mlp(builder: ModelBuilder, only: str | list[str] | None = None) -> None:
     """Check a learner's plain network builder and print one PASS/FAIL line per property."""
-    run_properties(_name(builder, "plain_mlp"), plain_mlp_properties(builder), only)
+    run_properties(name_of(builder, "plain_mlp"), plain_mlp_properties(builder), only)
 
 
 def check_diagnose(function: Diagnosis, only: str | list[str] | None = None) -> None:
     """Check a learner's degradation/overfitting diagnosis and print one PASS/FAIL line per property."""
-    run_properties(_name(function, "diagnose"), diagnosis_properties(function), only)
+    run_properties(name_of(function, "diagnose"), diagnosis_properties(function), only)

@@ -9,16 +9,15 @@ from torch import Tensor, nn
 
 from residual_course.checks.blocks import (
     _bias_hints,
-    _build,
-    _count,
+    _call,
     _expect_device_and_gradient,
     _expect_params,
     _expect_stride_in_first_3x3,
     _expect_zero_branch_gives,
-    _inputs,
-    _name,
 )
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
+from residual_course.convnets import count_parameters
 from residual_course.probes import trace_forward
 
 ModuleFactory = Callable[..., nn.Module]
@@ -61,17 +60,15 @@ def transition_params(in_channels: int, out_channels: int) -> int:
 
 # ---------------------------------------------------------------- ResNeXt
 
+_RESNEXT_CLASH = Clash(("must match the size of tensor",), "at the addition",
+                       "branch and shortcut differ in shape. The grouped 3x3 conv needs padding=1 and takes the "
+                       "stride; when the stride or the channel count changes, the shortcut is a 1x1 conv with that "
+                       "stride (bias=False) + BatchNorm")
+
+
 def _expect_resnext_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> None:
     """Run the block and compare the output shape with the expected one."""
-    try:
-        output = block(inputs)
-    except RuntimeError as error:
-        if "must match the size of tensor" not in str(error):
-            raise
-        raise PropertyFailed(f"{call} fails at the addition ({error}): branch and shortcut differ in shape. The "
-                             "grouped 3x3 conv needs padding=1 and takes the stride; when the stride or the channel "
-                             "count changes, the shortcut is a 1x1 conv with that stride (bias=False) + BatchNorm"
-                             ) from None
+    output = run(block, inputs, call, [_RESNEXT_CLASH])
     if tuple(output.shape) != expected:
         raise PropertyFailed(f"{call} maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected {expected}: the "
                              "grouped 3x3 conv needs padding=1 and takes the stride (the 1x1 convs keep the size), "
@@ -107,13 +104,14 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
     wider = (c, 2 * c, C, d, 2)
 
     def call(args: tuple[int, ...]) -> str:
-        return f"{_name(factory)}{args}"
+        return _call(factory, args)
 
     def shape(device: torch.device) -> None:
         for args in (same, wider):
             stride = args[-1]
-            block = _build(factory, *args, device=device)
-            _expect_resnext_shape(block, _inputs(device, c), (4, args[1], 8 // stride, 8 // stride), call(args))
+            block = build(factory, *args, device=device, call=call(args))
+            inputs = random_tensor(device, 4, c, 8, 8)
+            _expect_resnext_shape(block, inputs, (4, args[1], 8 // stride, 8 // stride), call(args))
 
     def parameters(device: torch.device) -> None:
         for args in (same, wider):
@@ -128,22 +126,22 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
                     f"that is the count with groups = channels // cardinality = {width // C}, a widely copied "
                     f"mix-up: cardinality IS the number of groups, so use groups=cardinality ({C}); the 3x3 conv then "
                     f"has 9 * {width} * {width} / {C} weights")
-            _expect_params(_build(factory, *args, device=device), expected, call(args), hints)
+            _expect_params(build(factory, *args, device=device, call=call(args)), expected, call(args), hints)
 
     def groups(device: torch.device) -> None:
-        block = _build(factory, *same, device=device).eval()
-        _expect_cardinality(block, _inputs(device, c), C, d, call(same))
+        block = build(factory, *same, device=device, call=call(same)).eval()
+        _expect_cardinality(block, random_tensor(device, 4, c, 8, 8), C, d, call(same))
 
     def projection(device: torch.device) -> None:
         # Measured against the learner's own identity block, so this property does not depend on the grouping.
-        base = _count(_build(factory, *same, device=device))
+        base = count_parameters(build(factory, *same, device=device, call=call(same)))
         for args in [(c, c, C, d, 2), (c, 2 * c, C, d, 1), wider]:
             cin, cout, stride = args[0], args[1], args[-1]
-            block = _build(factory, *args, device=device)
-            inputs = _inputs(device, cin)
+            block = build(factory, *args, device=device, call=call(args))
+            inputs = random_tensor(device, 4, cin, 8, 8)
             _expect_resnext_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), call(args))
             last_conv_growth = width * (cout - cin) + 2 * (cout - cin)  # the last 1x1 conv and its BN get wider
-            extra, wanted = _count(block) - base - last_conv_growth, cin * cout + 2 * cout
+            extra, wanted = count_parameters(block) - base - last_conv_growth, cin * cout + 2 * cout
             hints = {
                 0: "it has as many parameters as the block without a shape change: add the projection exactly when "
                    "stride != 1 or channels change, and use the identity otherwise",
@@ -172,26 +170,21 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
 
 # ---------------------------------------------------------------- DenseNet
 
+_DENSE_CLASHES = (
+    Clash(("must match the size of tensor",), "at an addition", CONCATENATE),
+    Clash(("Sizes of tensors must match",), "at a concatenation",
+          "the new features must keep the height and width of x (padding=1 in the 3x3 conv)"),
+)
+
+
 def _forward(module: nn.Module, inputs: Tensor, call: str) -> Tensor:
     """Forward pass that turns a failed addition into the sentence every DenseNet learner needs."""
-    try:
-        return module(inputs)
-    except RuntimeError as error:
-        message = str(error)
-        if "must match the size of tensor" in message:
-            raise PropertyFailed(f"{call} fails at an addition ({message}): {CONCATENATE}") from None
-        if "Sizes of tensors must match" in message:
-            raise PropertyFailed(f"{call} fails at a concatenation ({message}): the new features must keep the "
-                                 "height and width of x (padding=1 in the 3x3 conv)") from None
-        if "Expected all tensors" in message or "device" in message:
-            raise PropertyFailed(f"{call} mixes devices ({message}): create every tensor on `x.device` and register "
-                                 "layers as attributes so that .to(device) moves them") from None
-        raise
+    return run(module, inputs, call, _DENSE_CLASHES)
 
 
 def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: str, device: torch.device) -> None:
     """The output is the input, unchanged, followed by `added` new channels, at the input's height and width."""
-    inputs = _inputs(device, in_channels)
+    inputs = random_tensor(device, 4, in_channels, 8, 8)
     kept = inputs.clone()
     with torch.no_grad():
         output = _forward(module.eval(), inputs, call)
@@ -217,27 +210,15 @@ def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: 
                          f"{CONCATENATE}")
 
 
-def _expect_device_and_gradient_through(factory: ModuleFactory, args: tuple[int, ...], in_channels: int,
-                                        device: torch.device) -> None:
-    """Parameters and output on the course device, and a finite gradient back to the input."""
-    module = _build(factory, *args, device=device)
-    misplaced = [p.device for p in module.parameters() if p.device.type != device.type]
-    if misplaced:
-        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type})")
-    inputs = _inputs(device, in_channels).requires_grad_(True)
-    output = _forward(module, inputs, f"{_name(factory)}{args}")
-    if output.device.type != device.type:
-        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
-    output.square().sum().backward()
-    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
-        raise PropertyFailed("no finite, non-zero gradient reaches the input: avoid .detach(), .data and "
-                             "torch.no_grad() inside forward")
-
-
 def _device_property(factory: ModuleFactory, args: tuple[int, ...], in_channels: int) -> Property:
     """Every DenseNet part must run on the course device and pass the gradient back."""
-    return Property("device", "runs on the device and passes the gradient to its input",
-                    lambda device: _expect_device_and_gradient_through(factory, args, in_channels, device))
+    call = _call(factory, args)
+
+    def on_device(device: torch.device) -> None:
+        module = build(factory, *args, device=device, call=call)
+        expect_device_and_gradient(module, random_tensor(device, 4, in_channels, 8, 8), device, call, _forward)
+
+    return Property("device", "runs on the device and passes the gradient to its input", on_device)
 
 
 def dense_layer_properties(factory: ModuleFactory, in_channels: int = 10, growth_rate: int = 6) -> list[Property]:
@@ -246,12 +227,13 @@ def dense_layer_properties(factory: ModuleFactory, in_channels: int = 10, growth
 
     def concatenation(device: torch.device) -> None:
         for cin in (c, c + k):
-            layer = _build(factory, cin, k, device=device)
-            _expect_concatenated(layer, cin, k, f"{_name(factory)}({cin}, {k})", device)
+            call = _call(factory, (cin, k))
+            _expect_concatenated(build(factory, cin, k, device=device, call=call), cin, k, call, device)
 
     def parameters(device: torch.device) -> None:
         expected = dense_layer_params(c, k)
-        _expect_params(_build(factory, c, k, device=device), expected, f"{_name(factory)}({c}, {k})", {
+        call = _call(factory, (c, k))
+        _expect_params(build(factory, c, k, device=device, call=call), expected, call, {
             **_bias_hints(5 * k),
             2 * c + 9 * c * k - expected: "there is no 1x1 bottleneck: BN-ReLU-conv1x1 to 4 * growth_rate channels "
                                           "comes before the 3x3 conv (DenseNet-BC)",
@@ -271,14 +253,14 @@ def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_chann
                            growth_rate: int = 6) -> list[Property]:
     """Properties of DenseBlock(num_layers, in_channels, growth_rate): out = in + num_layers * growth_rate channels."""
     n, c, k = num_layers, in_channels, growth_rate
-    call = f"{_name(factory)}({n}, {c}, {k})"
+    call = _call(factory, (n, c, k))
 
     def growth(device: torch.device) -> None:
-        _expect_concatenated(_build(factory, n, c, k, device=device), c, n * k, call, device)
+        _expect_concatenated(build(factory, n, c, k, device=device, call=call), c, n * k, call, device)
 
     def parameters(device: torch.device) -> None:
         expected = dense_block_params(n, c, k)
-        _expect_params(_build(factory, n, c, k, device=device), expected, call, {
+        _expect_params(build(factory, n, c, k, device=device, call=call), expected, call, {
             n * dense_layer_params(c, k) - expected:
                 "every layer has in_channels inputs: layer i must see all the features so far, "
                 "DenseLayer(in_channels + i * growth_rate, growth_rate)",
@@ -294,11 +276,11 @@ def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_chann
 def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_channels: int = 6) -> list[Property]:
     """Properties of Transition(in_channels, out_channels): BN-ReLU-conv1x1-AvgPool2d(2)."""
     c, o = in_channels, out_channels
-    call = f"{_name(factory)}({c}, {o})"
+    call = _call(factory, (c, o))
 
     def downsampling(device: torch.device) -> None:
-        transition = _build(factory, c, o, device=device).eval()
-        inputs = _inputs(device, c)
+        transition = build(factory, c, o, device=device, call=call).eval()
+        inputs = random_tensor(device, 4, c, 8, 8)
         with torch.no_grad():
             got = tuple(_forward(transition, inputs, call).shape)
         if got[2:] == (8, 8):
@@ -312,7 +294,7 @@ def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_cha
 
     def parameters(device: torch.device) -> None:
         expected = transition_params(c, o)
-        _expect_params(_build(factory, c, o, device=device), expected, call, {
+        _expect_params(build(factory, c, o, device=device, call=call), expected, call, {
             **_bias_hints(o),
             2 * o - 2 * c: "the BatchNorm sits after the conv: the order is BN-ReLU-conv1x1-AvgPool2d(2)",
             8 * c * o: "the transition's conv is 1x1, not 3x3",
@@ -330,22 +312,24 @@ def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_cha
 def check_resnext_block(factory: ModuleFactory, only: str | list[str] | None = None, cardinality: int = 8,
                         bottleneck_width: int = 2, channels: int = 32) -> None:
     """Check a learner's ResNeXtBlock and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), resnext_block_properties(factory, cardinality, bottleneck_width, channels), only)
+    properties = resnext_block_properties(factory, cardinality, bottleneck_width, channels)
+    run_properties(name_of(factory, "block"), properties, only)
 
 
 def check_dense_layer(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 10,
                       growth_rate: int = 6) -> None:
     """Check a learner's DenseLayer and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), dense_layer_properties(factory, in_channels, growth_rate), only)
+    run_properties(name_of(factory, "block"), dense_layer_properties(factory, in_channels, growth_rate), only)
 
 
 def check_dense_block(factory: ModuleFactory, only: str | list[str] | None = None, num_layers: int = 3,
                       in_channels: int = 10, growth_rate: int = 6) -> None:
     """Check a learner's DenseBlock and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), dense_block_properties(factory, num_layers, in_channels, growth_rate), only)
+    properties = dense_block_properties(factory, num_layers, in_channels, growth_rate)
+    run_properties(name_of(factory, "block"), properties, only)
 
 
 def check_transition(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 12,
                      out_channels: int = 6) -> None:
     """Check a learner's Transition and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), transition_properties(factory, in_channels, out_channels), only)
+    run_properties(name_of(factory, "block"), transition_properties(factory, in_channels, out_channels), only)

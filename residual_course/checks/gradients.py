@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import name_of
 
 
 def _as_floats(norms: object, call: str) -> list[float]:
@@ -45,7 +46,7 @@ def _expected_norms(model: nn.Module) -> list[float]:
 
 def layer_grad_norm_properties(function: Callable[[nn.Module], object]) -> list[Property]:
     """Properties of weight_grad_norms(model) -> one gradient norm per Linear layer, first to last."""
-    call = f"{getattr(function, '__name__', 'function')}(model)"
+    call = f"{name_of(function, 'function')}(model)"
 
     def compare(device: torch.device, skip: bool) -> None:
         model = _graded_model(device, skip)
@@ -82,7 +83,7 @@ def layer_grad_norm_properties(function: Callable[[nn.Module], object]) -> list[
 
 def sigmoid_derivative_properties(function: Callable[[Tensor], Tensor]) -> list[Property]:
     """Properties of sigmoid_derivative(z) -> d sigmoid(z) / dz, elementwise."""
-    call = f"{getattr(function, '__name__', 'function')}(z)"
+    call = f"{name_of(function, 'function')}(z)"
 
     def matches_autograd(device: torch.device) -> None:
         z = torch.linspace(-10, 10, 201, device=device, requires_grad=True)
@@ -117,9 +118,9 @@ def sigmoid_derivative_properties(function: Callable[[Tensor], Tensor]) -> list[
 
 def check_layer_grad_norms(function: Callable[[nn.Module], object], only: str | list[str] | None = None) -> None:
     """Check a learner's per-layer gradient-norm function and print one PASS/FAIL line per property."""
-    run_properties(getattr(function, "__name__", "function"), layer_grad_norm_properties(function), only)
+    run_properties(name_of(function, "function"), layer_grad_norm_properties(function), only)
 
 
 def check_sigmoid_derivative(function: Callable[[Tensor], Tensor], only: str | list[str] | None = None) -> None:
     """Check a learner's sigmoid derivative and print one PASS/FAIL line per property."""
-    run_properties(getattr(function, "__name__", "function"), sigmoid_derivative_properties(function), only)
+    run_properties(name_of(function, "function"), sigmoid_derivative_properties(function), only)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import Clash, build, expect_on_device, name_of, random_tensor, run
 
 ModelFactory = Callable[..., nn.Module]
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, Tensor, Tensor], object]
@@ -26,52 +27,32 @@ def mlp_params(in_features: int = 784, hidden_features: Sequence[int] = (256, 12
 
 # ---------------------------------------------------------------- MLP
 
-def _name(subject: object, default: str) -> str:
-    """The learner's function or class name, for messages."""
-    return getattr(subject, "__name__", default)
+_SIZE_CLASH = Clash(("shapes cannot be multiplied", "size mismatch"), "at a Linear layer",
+                    "flatten each image to a vector first (nn.Flatten() or x.flatten(1)), and chain the layer sizes "
+                    "in_features -> hidden... -> num_classes")
 
 
 def _build_mlp(factory: ModelFactory, device: torch.device, **kwargs: object) -> nn.Module:
     """Instantiate the learner's model on the device, insisting that it is an nn.Module."""
-    model = factory(**kwargs)
-    if not isinstance(model, nn.Module):
-        raise PropertyFailed(f"{_name(factory, 'MLP')}(...) returned a {type(model).__name__}, not an nn.Module")
-    return model.to(device)
-
-
-def _random(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
-    """A reproducible standard-normal tensor made directly on the device."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(*shape, generator=generator, device=device)
+    arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items())
+    return build(factory, device=device, call=f"{name_of(factory, 'MLP')}({arguments})", **kwargs)
 
 
 def _run(model: nn.Module, inputs: Tensor, call: str) -> Tensor:
     """Forward pass that turns a shape clash into a sentence about flattening and layer sizes."""
-    try:
-        output = model(inputs)
-    except RuntimeError as error:
-        if "shapes cannot be multiplied" in str(error) or "size mismatch" in str(error):
-            raise PropertyFailed(
-                f"{call} fails on input of shape {tuple(inputs.shape)} ({error}): flatten each image to a vector "
-                "first (nn.Flatten() or x.flatten(1)), and chain the layer sizes in_features -> hidden... -> "
-                "num_classes"
-            ) from None
-        raise
-    if not isinstance(output, Tensor):
-        raise PropertyFailed(f"{call} returned a {type(output).__name__}; return the logits tensor")
-    return output
+    return run(model, inputs, call, [_SIZE_CLASH], returns="the logits tensor")
 
 
 def _expect_mlp_shapes(factory: ModelFactory, device: torch.device) -> None:
     """Images and flat vectors both give one row of num_classes logits per example."""
     model = _build_mlp(factory, device)
-    for inputs in (_random(device, 5, 1, 28, 28), _random(device, 5, 784)):
+    for inputs in (random_tensor(device, 5, 1, 28, 28), random_tensor(device, 5, 784)):
         output = _run(model, inputs, "MLP()")
         if tuple(output.shape) != (5, 10):
             raise PropertyFailed(f"MLP() maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected (5, 10): "
                                  "flatten to (batch, 784) first and end with a Linear layer to num_classes")
     model = _build_mlp(factory, device, in_features=12, hidden_features=(7,), num_classes=3)
-    output = _run(model, _random(device, 4, 12), "MLP(12, (7,), 3)")
+    output = _run(model, random_tensor(device, 4, 12), "MLP(12, (7,), 3)")
     if tuple(output.shape) != (4, 3):
         raise PropertyFailed(f"MLP(12, (7,), 3) maps (4, 12) to {tuple(output.shape)}, expected (4, 3): use the "
                              "constructor's in_features, hidden_features and num_classes, not fixed sizes")
@@ -117,7 +98,7 @@ def _expect_relu_between_layers(factory: ModelFactory, device: torch.device) -> 
         for parameter in model.parameters():
             if parameter.dim() == 1:
                 parameter.zero_()
-        inputs = _random(device, 64, 12)
+        inputs = random_tensor(device, 64, 12)
         base = _centred_scores(_run(model, inputs, "MLP(12, (16, 16), 5)"))
         doubled = _centred_scores(model(2 * inputs))
         negated = _centred_scores(model(-inputs))
@@ -133,7 +114,7 @@ def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
     """The output is raw scores: not probabilities, not log-probabilities, free to be negative."""
     model = _build_mlp(factory, device)
     with torch.no_grad():
-        output = _run(model, _random(device, 64, 1, 28, 28), "MLP()")
+        output = _run(model, random_tensor(device, 64, 1, 28, 28), "MLP()")
     ones = torch.ones_like(output[:, 0])
     if (output >= 0).all() and torch.allclose(output.sum(dim=1), ones, atol=1e-4):
         raise PropertyFailed("every row sums to 1: the model ends in softmax. Return the last Linear layer's output "
@@ -151,7 +132,7 @@ def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
 def _expect_mlp_gradient(factory: ModelFactory, device: torch.device) -> None:
     """The loss gradient reaches every parameter and the input image."""
     model = _build_mlp(factory, device)
-    inputs = _random(device, 8, 1, 28, 28).requires_grad_(True)
+    inputs = random_tensor(device, 8, 1, 28, 28).requires_grad_(True)
     labels = torch.arange(8, device=device) % 10
     F.cross_entropy(_run(model, inputs, "MLP()"), labels).backward()
     missing = sum(p.grad is None for p in model.parameters())
@@ -162,14 +143,7 @@ def _expect_mlp_gradient(factory: ModelFactory, device: torch.device) -> None:
 
 def _expect_mlp_device(factory: ModelFactory, device: torch.device) -> None:
     """After .to(device) every parameter and the output live on the course device."""
-    model = _build_mlp(factory, device)
-    misplaced = [p.device for p in model.parameters() if p.device.type != device.type]
-    if misplaced:
-        raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): register the layers "
-                             "as attributes, nn.Sequential or nn.ModuleList")
-    output = _run(model, _random(device, 2, 1, 28, 28), "MLP()")
-    if output.device.type != device.type:
-        raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+    expect_on_device(_build_mlp(factory, device), random_tensor(device, 2, 1, 28, 28), device, "MLP()", _run)
 
 
 def mlp_properties(factory: ModelFactory) -> list[Property]:
@@ -194,8 +168,8 @@ def _toy_problem(device: torch.device) -> tuple[nn.Module, Tensor, Tensor]:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).to(device)
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.copy_(0.5 * _random(device, *parameter.shape, seed=parameter.numel()))
-    images = _random(device, 32, 3, 4, seed=1)
+            parameter.copy_(0.5 * random_tensor(device, *parameter.shape, seed=parameter.numel()))
+    images = random_tensor(device, 32, 3, 4, seed=1)
     labels = torch.arange(32, device=device) % 5
     return model, images, labels
 
@@ -323,7 +297,7 @@ def _call_loss(function: LossFunction, logits: Tensor, labels: Tensor) -> Tensor
 def _expect_loss_matches(function: LossFunction, device: torch.device) -> None:
     """Equals F.cross_entropy on random logits, for several batch and class counts."""
     for batch, classes in ((32, 10), (7, 3)):
-        logits = 3 * _random(device, batch, classes, seed=batch)
+        logits = 3 * random_tensor(device, batch, classes, seed=batch)
         labels = torch.arange(batch, device=device) % classes
         got = _call_loss(function, logits, labels).item()
         expected = F.cross_entropy(logits, labels).item()
@@ -343,7 +317,7 @@ def _expect_loss_matches(function: LossFunction, device: torch.device) -> None:
 
 def _expect_loss_gradient(function: LossFunction, device: torch.device) -> None:
     """Its gradient with respect to the logits is (softmax(z) - onehot(y)) / N, as autograd gives for the real one."""
-    logits = _random(device, 16, 5, seed=3).requires_grad_(True)
+    logits = random_tensor(device, 16, 5, seed=3).requires_grad_(True)
     labels = torch.arange(16, device=device) % 5
     loss = _call_loss(function, logits, labels)
     if not loss.requires_grad:
@@ -387,14 +361,14 @@ def cross_entropy_properties(function: LossFunction) -> list[Property]:
 
 def check_mlp(factory: ModelFactory, only: str | list[str] | None = None) -> None:
     """Check a learner's MLP class and print one PASS/FAIL line per property."""
-    run_properties(_name(factory, "MLP"), mlp_properties(factory), only)
+    run_properties(name_of(factory, "MLP"), mlp_properties(factory), only)
 
 
 def check_train_step(function: TrainStep, only: str | list[str] | None = None) -> None:
     """Check a learner's train_step and print one PASS/FAIL line per property."""
-    run_properties(_name(function, "train_step"), train_step_properties(function), only)
+    run_properties(name_of(function, "train_step"), train_step_properties(function), only)
 
 
 def check_cross_entropy(function: LossFunction, only: str | list[str] | None = None) -> None:
     """Check a learner's cross-entropy-from-logits function and print one PASS/FAIL line per property."""
-    run_properties(_name(function, "cross_entropy"), cross_entropy_properties(function), only)
+    run_properties(name_of(function, "cross_entropy"), cross_entropy_properties(function), only)

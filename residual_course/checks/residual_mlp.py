@@ -8,8 +8,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from residual_course.checks.blocks import _build, _count, _name, _zero_parameters
+from residual_course.checks.blocks import _zero_parameters
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import (
+    Clash,
+    build,
+    expect_batchnorm_modes,
+    expect_on_device,
+    name_of,
+    random_tensor,
+    run,
+)
+from residual_course.convnets import count_parameters
 
 BlockFactory = Callable[[int], nn.Module]
 JacobianFunction = Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]
@@ -22,32 +32,18 @@ def residual_mlp_block_params(width: int, bias: bool = True) -> int:
 
 # ---------------------------------------------------------------- ResidualMLPBlock(width)
 
-def _rows(device: torch.device, width: int, batch: int = 6, seed: int = 0) -> Tensor:
-    """A reproducible batch of feature vectors made directly on the device, with both signs in every column."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(batch, width, generator=generator, device=device)
+_WIDTH_CLASH = Clash(("shapes cannot be multiplied", "size of tensor"), "at a Linear layer or at the addition",
+                     "both Linear layers map width -> width, so that F(x) can be added to x")
 
 
 def _forward(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
-    """Run the block, turning the two usual crashes (shape clash, mixed devices) into sentences."""
-    try:
-        output = block(inputs)
-    except RuntimeError as error:
-        if "shapes cannot be multiplied" in str(error) or "size of tensor" in str(error):
-            raise PropertyFailed(f"{call} fails on a batch of shape {tuple(inputs.shape)} ({error}): both Linear "
-                                 "layers map width -> width, so that F(x) can be added to x") from None
-        if "device" in str(error) or "Expected all tensors" in str(error):
-            raise PropertyFailed(f"{call} mixes devices ({error}): register every layer as an attribute so that "
-                                 ".to(device) moves it, and create tensors on x.device") from None
-        raise
-    if not isinstance(output, Tensor):
-        raise PropertyFailed(f"{call} returned a {type(output).__name__}; return one tensor, relu(x + F(x))")
-    return output
+    """Run the block, turning the usual crashes (width clash, mixed devices) into sentences."""
+    return run(block, inputs, call, [_WIDTH_CLASH], returns="one tensor, relu(x + F(x))")
 
 
-def _zero_branch_block(factory: BlockFactory, width: int, device: torch.device) -> nn.Module:
+def _zero_branch_block(factory: BlockFactory, width: int, device: torch.device, call: str) -> nn.Module:
     """The learner's block in eval mode with every parameter zero: a correct residual branch then outputs 0."""
-    block = _build(factory, width, device=device).eval()
+    block = build(factory, width, device=device, call=call).eval()
     _zero_parameters(block)
     return block
 
@@ -55,16 +51,16 @@ def _zero_branch_block(factory: BlockFactory, width: int, device: torch.device) 
 def residual_mlp_block_properties(factory: BlockFactory, width: int = 16) -> list[Property]:
     """Properties of ResidualMLPBlock(width): relu(x + F(x)), F = Linear-BN-ReLU-Linear-BN."""
     w = width
-    call = f"{_name(factory)}({w})"
+    call = f"{name_of(factory, 'block')}({w})"
 
     def shape(device: torch.device) -> None:
-        block = _build(factory, w, device=device)
+        block = build(factory, w, device=device, call=call)
         for batch in (2, 7):
-            output = _forward(block, _rows(device, w, batch), call)
+            output = _forward(block, random_tensor(device, batch, w), call)
             if tuple(output.shape) != (batch, w):
                 raise PropertyFailed(f"{call} maps a batch of shape {(batch, w)} to {tuple(output.shape)}: a "
                                      "residual block keeps the shape of its input, (batch, width)")
-        got, expected = _count(block), residual_mlp_block_params(w)
+        got, expected = count_parameters(block), residual_mlp_block_params(w)
         if got in (expected, residual_mlp_block_params(w, bias=False)):
             return
         hints = {
@@ -78,8 +74,8 @@ def residual_mlp_block_properties(factory: BlockFactory, width: int = 16) -> lis
                              f"(2*{w}^2 weights + 2*{w} biases + 4*{w} BatchNorm): {hint}")
 
     def identity(device: torch.device) -> None:
-        block = _zero_branch_block(factory, w, device)
-        inputs = _rows(device, w)
+        block = _zero_branch_block(factory, w, device, call)
+        inputs = random_tensor(device, 6, w)
         with torch.no_grad():
             output = _forward(block, inputs, call)
         if output.shape == inputs.shape and torch.allclose(output, F.relu(inputs), atol=1e-6):
@@ -95,8 +91,8 @@ def residual_mlp_block_properties(factory: BlockFactory, width: int = 16) -> lis
                              "BatchNorm, and the shortcut must be x itself")
 
     def gradient(device: torch.device) -> None:
-        block = _zero_branch_block(factory, w, device)
-        inputs = _rows(device, w).requires_grad_(True)
+        block = _zero_branch_block(factory, w, device, call)
+        inputs = random_tensor(device, 6, w).requires_grad_(True)
         _forward(block, inputs, call).sum().backward()
         if inputs.grad is None or inputs.grad.abs().sum() == 0:
             raise PropertyFailed("with the branch at zero no gradient reaches x: the shortcut must carry x "
@@ -105,38 +101,21 @@ def residual_mlp_block_properties(factory: BlockFactory, width: int = 16) -> lis
         if not torch.allclose(inputs.grad[active], torch.ones_like(inputs.grad[active]), atol=1e-6):
             raise PropertyFailed("with the branch at zero, d out / dx should be exactly 1 wherever x > 0 (the "
                                  "shortcut passes the gradient unchanged); add x itself, unscaled")
-        block = _build(factory, w, device=device).train()
-        inputs = _rows(device, w).requires_grad_(True)
+        block = build(factory, w, device=device, call=call).train()
+        inputs = random_tensor(device, 6, w).requires_grad_(True)
         _forward(block, inputs, call).square().sum().backward()
         if inputs.grad is None or not torch.isfinite(inputs.grad).all():
             raise PropertyFailed("no finite gradient reaches x through the block: avoid .detach(), .data and "
                                  "torch.no_grad() inside forward")
 
     def batchnorm(device: torch.device) -> None:
-        block = _build(factory, w, device=device)
-        inputs = _rows(device, w, batch=8)
-        other = torch.cat([inputs[:1], 3 * inputs[1:] + 1])
-        with torch.no_grad():
-            block.train()
-            trained_a, trained_b = _forward(block, inputs, call)[0], _forward(block, other, call)[0]
-            block.eval()
-            eval_a, eval_b = _forward(block, inputs, call)[0], _forward(block, other, call)[0]
-        if torch.allclose(trained_a, trained_b, atol=1e-5):
-            raise PropertyFailed("in train() mode one row's output ignores the rest of the batch: put an "
-                                 "nn.BatchNorm1d(width) after each Linear layer")
-        if not torch.allclose(eval_a, eval_b, atol=1e-5):
-            raise PropertyFailed("in eval() mode one row's output still depends on the rest of the batch: use "
-                                 "nn.BatchNorm1d, which switches to its running statistics in eval mode")
+        block = build(factory, w, device=device, call=call)
+        inputs = random_tensor(device, 8, w)
+        expect_batchnorm_modes(block, inputs, call, "nn.BatchNorm1d(width)", "each Linear layer", _forward)
 
     def on_device(device: torch.device) -> None:
-        block = _build(factory, w, device=device)
-        misplaced = [p.device for p in block.parameters() if p.device.type != device.type]
-        if misplaced:
-            raise PropertyFailed(f"some parameters stayed on {misplaced[0]} after .to({device.type}): register "
-                                 "every layer as an attribute (or in nn.Sequential / nn.ModuleList)")
-        output = _forward(block, _rows(device, w), call)
-        if output.device.type != device.type:
-            raise PropertyFailed(f"the output lives on {output.device}, expected {device.type}")
+        block = build(factory, w, device=device, call=call)
+        expect_on_device(block, random_tensor(device, 6, w), device, call, _forward)
 
     return [
         Property("shape", "keeps the shape (batch, width); parameter count 2w^2 + 6w (or 2w^2 + 4w without biases)",
@@ -193,7 +172,7 @@ def _jacobian_of(function: JacobianFunction, block: Callable[[Tensor], Tensor], 
 
 def block_jacobian_properties(function: JacobianFunction, width: int = 5) -> list[Property]:
     """Properties of block_jacobian(block, x) -> d block(x) / dx at one input vector x, shape (width, width)."""
-    call = f"{getattr(function, '__name__', 'function')}(block, x)"
+    call = f"{name_of(function, 'function')}(block, x)"
 
     def shape(device: torch.device) -> None:
         functions, point = _known_functions(device, width)
@@ -227,9 +206,9 @@ def block_jacobian_properties(function: JacobianFunction, width: int = 5) -> lis
 
 def check_residual_mlp_block(factory: BlockFactory, only: str | list[str] | None = None, width: int = 16) -> None:
     """Check a learner's ResidualMLPBlock and print one PASS/FAIL line per property."""
-    run_properties(_name(factory), residual_mlp_block_properties(factory, width), only)
+    run_properties(name_of(factory, "block"), residual_mlp_block_properties(factory, width), only)
 
 
 def check_block_jacobian(function: JacobianFunction, only: str | list[str] | None = None, width: int = 5) -> None:
     """Check a learner's block_jacobian and print one PASS/FAIL line per property."""
-    run_properties(getattr(function, "__name__", "function"), block_jacobian_properties(function, width), only)
+    run_properties(name_of(function, "function"), block_jacobian_properties(function, width), only)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.convnets import count_parameters
 from residual_course.probes import Call, trace_forward
 
@@ -125,70 +126,29 @@ def _probe_stage(in_channels: int, out_channels: int, stride: int, device: torch
 
 # ---------------------------------------------------------------- shared helpers
 
-def _randn(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
-    """A reproducible random tensor made directly on the device (nothing is created on the CPU)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randn(*shape, generator=generator, device=device)
-
-
-def _name(factory: object, default: str) -> str:
-    """The learner's function or class name, for messages."""
-    return getattr(factory, "__name__", default)
-
-
-def _module(built: object, call: str) -> nn.Module:
-    """Insist that the learner's code returned an nn.Module."""
-    if not isinstance(built, nn.Module):
-        raise PropertyFailed(f"{call} returned a {type(built).__name__}, not an nn.Module")
-    return built
+_CLASHES = (
+    Clash(("shapes cannot be multiplied",), "at a Linear layer",
+          "the features reaching it do not match its in_features; average each channel over all positions first "
+          "(nn.AdaptiveAvgPool2d(1), then flatten), so the Linear layer sees exactly one number per channel whatever "
+          "the image size"),
+    Clash(("must match the size", "size of tensor"), "at an addition",
+          "when the stride or the channel count changes, the shortcut must change shape too: a 1x1 conv with that "
+          "stride (bias=False) followed by BatchNorm"),
+    Clash(("channels, but got",), "at a convolution",
+          "it is fed the wrong number of channels; each block must start from the channel count the previous one "
+          "produced"),
+)
 
 
 def _run(module: nn.Module, inputs: Tensor, call: str) -> Tensor:
     """Forward pass that turns the usual shape and device clashes into sentences."""
-    try:
-        return module(inputs)
-    except RuntimeError as error:
-        text = str(error)
-        if "shapes cannot be multiplied" in text:
-            raise PropertyFailed(
-                f"{call} fails at a Linear layer ({text}): the features reaching it do not match its in_features; "
-                "average each channel over all positions first (nn.AdaptiveAvgPool2d(1), then flatten), so the "
-                "Linear layer sees exactly one number per channel whatever the image size"
-            ) from None
-        if "must match the size" in text or "size of tensor" in text:
-            raise PropertyFailed(
-                f"{call} fails at an addition ({text}): when the stride or the channel count changes, the "
-                "shortcut must change shape too: a 1x1 conv with that stride (bias=False) followed by BatchNorm"
-            ) from None
-        if "expected input" in text and "channels" in text:
-            raise PropertyFailed(f"{call} feeds a layer the wrong number of channels ({text}): each block "
-                                 "must start from the channel count the previous one produced") from None
-        if "device" in text or "Expected all tensors" in text:
-            raise PropertyFailed(f"{call} mixes devices ({text}): register every layer as an attribute (or in "
-                                 "nn.Sequential) so that .to(device) moves it") from None
-        raise
+    return run(module, inputs, call, _CLASHES)
 
 
 def _expect_shape(output: Tensor, expected: tuple[int, ...], call: str, hint: str) -> None:
     """Compare an output shape with the expected one."""
     if tuple(output.shape) != expected:
         raise PropertyFailed(f"{call} returned shape {tuple(output.shape)}, expected {expected}: {hint}")
-
-
-def _expect_device_and_gradient(module: nn.Module, inputs: Tensor, call: str, device: torch.device) -> None:
-    """Parameters and output live on the course device, and the gradient of the output reaches the input."""
-    module = module.to(device)
-    misplaced = [p.device for p in module.parameters() if p.device.type != device.type]
-    if misplaced:
-        raise PropertyFailed(f"some parameters of {call} stayed on {misplaced[0]} after .to({device.type})")
-    inputs = inputs.clone().requires_grad_(True)
-    output = _run(module, inputs, call)
-    if output.device.type != device.type:
-        raise PropertyFailed(f"{call} returned its output on {output.device}, expected {device.type}")
-    output.square().sum().backward()
-    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
-        raise PropertyFailed(f"no finite, non-zero gradient reaches the input of {call}: avoid .detach(), .data "
-                             "and torch.no_grad() inside forward")
 
 
 def _expect_registered(module: nn.Module, expected: int, call: str) -> None:
@@ -213,18 +173,18 @@ def _format(arguments: Sequence[tuple[int, int, int]]) -> str:
 def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Property]:
     """Properties of make_stage(block, in_channels, out_channels, num_blocks, stride) -> a stage of blocks."""
     c = channels
-    name = _name(make_stage, "make_stage")
+    name = name_of(make_stage, "make_stage")
 
-    def build(device: torch.device, cin: int, cout: int, num_blocks: int, stride: int) -> tuple[nn.Module, list]:
+    def build_stage(device: torch.device, cin: int, cout: int, num_blocks: int, stride: int) -> tuple[nn.Module, list]:
         """Call make_stage with a recording block factory and return the stage and what it asked for."""
         recorder = BlockRecorder()
         call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride={stride})"
-        stage = _module(make_stage(recorder, cin, cout, num_blocks, stride), call)
-        return stage.to(device), recorder.built
+        stage = build(make_stage, recorder, cin, cout, num_blocks, stride, device=device, call=call)
+        return stage, recorder.built
 
     def blocks(device: torch.device) -> None:
         for cin, cout, num_blocks in [(c, 2 * c, 3), (c, c, 1), (2 * c, c, 2)]:
-            stage, built = build(device, cin, cout, num_blocks, 1)
+            stage, built = build_stage(device, cin, cout, num_blocks, 1)
             call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride=1)"
             expected = [(cin, cout, 1)] + [(cout, cout, 1)] * (num_blocks - 1)
             asked = [block.built_with for block in built]
@@ -236,7 +196,7 @@ def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Proper
                                      "block changes the channels, every later block maps out_channels to "
                                      "out_channels")
             _expect_registered(stage, sum(probe_block_params(*args) for args in expected), call)
-            inputs = _randn(device, 2, cin, 8, 8)
+            inputs = random_tensor(device, 2, cin, 8, 8)
             ran = [entry.module for entry in trace_forward(stage.eval(), inputs, (ProbeBlock,))]
             if len(ran) != num_blocks or any(a is not b for a, b in zip(ran, built, strict=False)):
                 raise PropertyFailed(f"{call} must run each of its blocks once, in the order they were built")
@@ -244,7 +204,7 @@ def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Proper
 
     def stride(device: torch.device) -> None:
         for cin, cout, num_blocks in [(c, 2 * c, 3), (c, c, 2), (c, 2 * c, 1)]:
-            stage, built = build(device, cin, cout, num_blocks, 2)
+            stage, built = build_stage(device, cin, cout, num_blocks, 2)
             call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride=2)"
             asked = [block.built_with for block in built]
             strides = [args[2] for args in asked]
@@ -254,12 +214,13 @@ def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Proper
             if strides and strides[0] != 2:
                 raise PropertyFailed(f"{call} built {_format(asked)}: the first block must take the stride "
                                      "(it downsamples while it changes the channels)")
-            output = _run(stage.eval(), _randn(device, 2, cin, 8, 8), call)
+            output = _run(stage.eval(), random_tensor(device, 2, cin, 8, 8), call)
             _expect_shape(output, (2, cout, 4, 4), call, "a stride-2 stage halves the height and width once")
 
     def device_property(device: torch.device) -> None:
-        stage, _ = build(device, c, 2 * c, 2, 2)
-        _expect_device_and_gradient(stage, _randn(device, 2, c, 8, 8), f"{name}(block, {c}, {2 * c}, 2, 2)", device)
+        stage, _ = build_stage(device, c, 2 * c, 2, 2)
+        call = f"{name}(block, {c}, {2 * c}, 2, 2)"
+        expect_device_and_gradient(stage, random_tensor(device, 2, c, 8, 8), device, call, _run)
 
     return [
         Property("blocks", "num_blocks blocks: the first changes the channels, the rest keep them", blocks),
@@ -273,13 +234,13 @@ def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Proper
 def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Property]:
     """Properties of StageWithShortcut(stage, in_channels, out_channels, stride): relu(stage(x) + shortcut(x))."""
     c = channels
-    name = _name(factory, "StageWithShortcut")
+    name = name_of(factory, "StageWithShortcut")
 
     def wrap(device: torch.device, cin: int, cout: int, stride: int) -> tuple[nn.Module, nn.Module, str]:
         """A probe stage, the learner's module around it (eval mode, on the device) and how it was called."""
         stage = _probe_stage(cin, cout, stride, device)
         call = f"{name}(stage, {cin}, {cout}, stride={stride})"
-        wrapped = _module(factory(stage, cin, cout, stride), call).to(device).eval()
+        wrapped = build(factory, stage, cin, cout, stride, device=device, call=call).eval()
         return stage, wrapped, call
 
     def identity(device: torch.device) -> None:
@@ -291,7 +252,7 @@ def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Prope
         if extra > 0:
             raise PropertyFailed(f"{call} adds {extra:,} parameters although the stage keeps the shape: the "
                                  "shortcut must be the identity when stride is 1 and the channels match")
-        inputs = _randn(device, 4, c, 8, 8)
+        inputs = random_tensor(device, 4, c, 8, 8)
         with torch.no_grad():
             branch = stage.eval()(inputs)
             output = _run(wrapped, inputs, call)
@@ -316,7 +277,7 @@ def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Prope
     def projection(device: torch.device) -> None:
         for cin, cout, stride in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
             stage, wrapped, call = wrap(device, cin, cout, stride)
-            inputs = _randn(device, 4, cin, 8, 8)
+            inputs = random_tensor(device, 4, cin, 8, 8)
             with torch.no_grad():
                 output = _run(wrapped, inputs, call)
             _expect_shape(output, (4, cout, 8 // stride, 8 // stride), call, "the output has the stage's shape")
@@ -340,7 +301,7 @@ def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Prope
 
     def device_property(device: torch.device) -> None:
         _, wrapped, call = wrap(device, c, c, 1)
-        _expect_device_and_gradient(wrapped.train(), _randn(device, 4, c, 8, 8), call, device)
+        expect_device_and_gradient(wrapped.train(), random_tensor(device, 4, c, 8, 8), device, call, _run)
 
     return [
         Property("identity", "relu(stage(x) + x) when the shape does not change, no extra parameters", identity),
@@ -354,15 +315,15 @@ def stage_shortcut_properties(factory: Factory, channels: int = 8) -> list[Prope
 def gap_head_properties(factory: Factory, channels: int = 16, num_classes: int = 10) -> list[Property]:
     """Properties of GAPHead(in_channels, num_classes): average over positions, then one Linear layer."""
     c, k = channels, num_classes
-    call = f"{_name(factory, 'GAPHead')}({c}, {k})"
+    call = f"{name_of(factory, 'GAPHead')}({c}, {k})"
 
-    def build(device: torch.device) -> nn.Module:
-        return _module(factory(c, k), call).to(device).eval()
+    def build_head(device: torch.device) -> nn.Module:
+        return build(factory, c, k, device=device, call=call).eval()
 
     def pools(device: torch.device) -> None:
-        head = build(device)
+        head = build_head(device)
         for height, width in [(7, 7), (4, 4), (5, 3), (1, 1)]:
-            features = _randn(device, 4, c, height, width, seed=height * 10 + width)
+            features = random_tensor(device, 4, c, height, width, seed=height * 10 + width)
             with torch.no_grad():
                 output = _run(head, features, call)
                 _expect_shape(output, (4, k), f"{call} on a {c}x{height}x{width} map", "one logit per class, "
@@ -380,19 +341,19 @@ def gap_head_properties(factory: Factory, channels: int = 16, num_classes: int =
                                          "the sum")
 
     def linear(device: torch.device) -> None:
-        head = build(device)
+        head = build_head(device)
         got, expected = count_parameters(head), gap_head_params(c, k)
         if got != expected:
             hint = ("the Linear layer needs its bias" if got == expected - k else
                     "the head is one nn.Linear(in_channels, num_classes) after the pooling; pooling has no parameters")
             raise PropertyFailed(f"{call} has {got:,} parameters, expected {c} x {k} + {k} = {expected:,}: {hint}")
-        features = _randn(device, 4, c, 1, 1)
+        features = random_tensor(device, 4, c, 1, 1)
         with torch.no_grad():
             output = _run(head, features, call)
         if (output >= 0).all() and torch.allclose(output.sum(dim=1), torch.ones(4, device=device), atol=1e-4):
             raise PropertyFailed(f"{call} returns probabilities: return the logits (no softmax); "
                                  "nn.CrossEntropyLoss applies log-softmax itself")
-        _expect_device_and_gradient(head, features, call, device)
+        expect_device_and_gradient(head, features, device, call, _run)
 
     return [
         Property("pools", "any map size gives (N, classes), by averaging over all positions", pools),
@@ -440,28 +401,28 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
     """Properties of ResNet(block, layers, num_classes, in_channels, small_input[, widths])."""
     layers = list(layers)
     sizes = tuple(widths) if widths is not None else IMAGENET_WIDTHS
-    name = _name(factory, "ResNet")
+    name = name_of(factory, "ResNet")
     width_text = "" if widths is None else f", widths={tuple(widths)}"
 
-    def build(device: torch.device, in_channels: int = 3, small_input: bool = False,
-              classes: int = num_classes) -> tuple[nn.Module, BlockRecorder, str]:
+    def build_resnet(device: torch.device, in_channels: int = 3, small_input: bool = False,
+                     classes: int = num_classes) -> tuple[nn.Module, BlockRecorder, str]:
         """The learner's ResNet around a recording probe block, in eval mode on the device."""
         recorder = BlockRecorder()
-        options = {"num_classes": classes, "in_channels": in_channels, "small_input": small_input}
+        options: dict[str, object] = {"num_classes": classes, "in_channels": in_channels, "small_input": small_input}
         if widths is not None:
             options["widths"] = tuple(widths)
         call = (f"{name}(block, {layers}, num_classes={classes}, in_channels={in_channels}"
                 f"{', small_input=True' if small_input else ''}{width_text})")
-        model = _module(factory(recorder, layers, **options), call)
-        return model.to(device).eval(), recorder, call
+        model = build(factory, recorder, layers, device=device, call=call, **options)
+        return model.eval(), recorder, call
 
     def smallest_1x1_input(small_input: bool) -> int:
         """An input size whose last feature map is 1x1, so that even a head without pooling runs."""
         return 2 ** (len(layers) - 1) * (1 if small_input else 4)
 
     def stem(device: torch.device) -> None:
-        model, _, call = build(device)
-        calls, first_input = _run_stem(model, _randn(device, 2, 3, 64, 64), call)
+        model, _, call = build_resnet(device)
+        calls, first_input = _run_stem(model, random_tensor(device, 2, 3, 64, 64), call)
         convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
         if not convs or convs[0].module.kernel_size != (7, 7):
             raise PropertyFailed(f"{call}: the ImageNet stem starts with a 7x7 convolution (stride 2, padding 3)")
@@ -484,7 +445,7 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
                              f"expected {expected}: {hint}")
 
     def stages(device: torch.device) -> None:
-        _, recorder, call = build(device)
+        _, recorder, call = build_resnet(device)
         asked, plan = recorder.arguments(), stage_plan(layers, sizes)
         if len(asked) != len(plan):
             raise PropertyFailed(f"{call} built {len(asked)} blocks, expected sum({layers}) = {len(plan)}: "
@@ -510,14 +471,14 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
     def head(device: torch.device) -> None:
         size = smallest_1x1_input(small_input=False)
         for classes in sorted({num_classes, 7}):
-            model, _, call = build(device, classes=classes)
+            model, _, call = build_resnet(device, classes=classes)
             with torch.no_grad():
-                output = _run(model, _randn(device, 2, 3, size, size), call)
+                output = _run(model, random_tensor(device, 2, 3, size, size), call)
             _expect_shape(output, (2, classes), f"{call} on a {size}x{size} image",
                           "end with the GAP head: one logit per class")
 
     def params(device: torch.device) -> None:
-        model, _, call = build(device)
+        model, _, call = build_resnet(device)
         got = count_parameters(model)
         expected = resnet_params(probe_block_params, layers, num_classes, 3, False, sizes)
         hints = {
@@ -531,8 +492,8 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
             raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected:,}: {hint}")
 
     def small_input(device: torch.device) -> None:
-        model, _, call = build(device, in_channels=1, small_input=True)
-        calls, first_input = _run_stem(model, _randn(device, 2, 1, 28, 28), call)
+        model, _, call = build_resnet(device, in_channels=1, small_input=True)
+        calls, first_input = _run_stem(model, random_tensor(device, 2, 1, 28, 28), call)
         convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
         expected = (2, sizes[0], 28, 28)
         if tuple(first_input.shape) != expected or not convs or convs[0].module.kernel_size != (3, 3):
@@ -547,13 +508,13 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
                                  "without bias, its BatchNorm, the stages and the GAP head")
         size = smallest_1x1_input(small_input=True)
         with torch.no_grad():
-            output = _run(model, _randn(device, 2, 1, size, size), call)
+            output = _run(model, random_tensor(device, 2, 1, size, size), call)
         _expect_shape(output, (2, num_classes), call, "one logit per class")
 
     def device_property(device: torch.device) -> None:
-        model, _, call = build(device)
+        model, _, call = build_resnet(device)
         size = smallest_1x1_input(small_input=False)
-        _expect_device_and_gradient(model.train(), _randn(device, 2, 3, size, size), call, device)
+        expect_device_and_gradient(model.train(), random_tensor(device, 2, 3, size, size), device, call, _run)
 
     return [
         Property("stem", "ImageNet stem: 7x7/2 conv, BN, ReLU, 3x3/2 max-pool (the first block sees 1/4 size)", stem),
@@ -569,21 +530,21 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
 
 def check_make_stage(make_stage: Factory, only: str | list[str] | None = None, channels: int = 8) -> None:
     """Check a learner's make_stage and print one PASS/FAIL line per property."""
-    run_properties(_name(make_stage, "make_stage"), make_stage_properties(make_stage, channels), only)
+    run_properties(name_of(make_stage, "make_stage"), make_stage_properties(make_stage, channels), only)
 
 
 def check_stage_shortcut(factory: Factory, only: str | list[str] | None = None, channels: int = 8) -> None:
     """Check a learner's StageWithShortcut and print one PASS/FAIL line per property."""
-    run_properties(_name(factory, "StageWithShortcut"), stage_shortcut_properties(factory, channels), only)
+    run_properties(name_of(factory, "StageWithShortcut"), stage_shortcut_properties(factory, channels), only)
 
 
 def check_gap_head(factory: Factory, only: str | list[str] | None = None, channels: int = 16,
                    num_classes: int = 10) -> None:
     """Check a learner's GAPHead and print one PASS/FAIL line per property."""
-    run_properties(_name(factory, "GAPHead"), gap_head_properties(factory, channels, num_classes), only)
+    run_properties(name_of(factory, "GAPHead"), gap_head_properties(factory, channels, num_classes), only)
 
 
 def check_resnet(factory: Factory, only: str | list[str] | None = None, layers: Sequence[int] = (2, 2, 2, 2),
                  widths: Sequence[int] | None = None, num_classes: int = 10) -> None:
     """Check a learner's ResNet (built around a probe block) and print one PASS/FAIL line per property."""
-    run_properties(_name(factory, "ResNet"), resnet_properties(factory, layers, widths, num_classes), only)
+    run_properties(name_of(factory, "ResNet"), resnet_properties(factory, layers, widths, num_classes), only)

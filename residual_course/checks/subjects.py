@@ -1,0 +1,104 @@
+"""Build and run the learner's code so that its usual crashes become sentences that say what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from residual_course.checks.report import PropertyFailed
+
+
+class Clash(NamedTuple):
+    """A RuntimeError that learner code often raises: text that identifies it, where it happens, and the fix."""
+
+    markers: tuple[str, ...]  # any one of these in the error message identifies the clash
+    where: str  # completes "{call} fails ...", e.g. "at the addition"
+    fix: str
+
+
+Forward = Callable[[nn.Module, Tensor, str], Tensor]  # `run`, or a lesson's wrapper of it that adds its own clashes
+
+
+def name_of(subject: object, default: str) -> str:
+    """The learner's class or function name, for messages."""
+    return getattr(subject, "__name__", default)
+
+
+def random_tensor(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
+    """A reproducible standard-normal tensor made directly on the device (nothing is created on the CPU)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(*shape, generator=generator, device=device)
+
+
+def build(factory: Callable[..., object], *args: object, device: torch.device, call: str,
+          **kwargs: object) -> nn.Module:
+    """Call the learner's factory (`call` says how, for messages), insist on an nn.Module, move it to the device."""
+    built = factory(*args, **kwargs)
+    if not isinstance(built, nn.Module):
+        raise PropertyFailed(f"{call} returned a {type(built).__name__}, not an nn.Module")
+    return built.to(device)
+
+
+def run(module: nn.Module, inputs: Tensor, call: str, clashes: Sequence[Clash] = (),
+        returns: str = "one tensor") -> Tensor:
+    """Call the module on the inputs, turning known clashes and mixed devices into sentences; insist on a tensor."""
+    try:
+        output = module(inputs)
+    except RuntimeError as error:
+        text = str(error)
+        for clash in clashes:
+            if any(marker in text for marker in clash.markers):
+                raise PropertyFailed(f"{call} fails {clash.where} on input of shape {tuple(inputs.shape)} ({text}): "
+                                     f"{clash.fix}") from None
+        if "device" in text:
+            raise PropertyFailed(f"{call} mixes devices ({text}): create every new tensor on x.device, and register "
+                                 "every layer as an attribute (or in nn.Sequential / nn.ModuleList, fixed tensors as "
+                                 "buffers) so that .to(device) moves it") from None
+        raise
+    if not isinstance(output, Tensor):
+        raise PropertyFailed(f"{call} returned a {type(output).__name__}, not a tensor: return {returns}")
+    return output
+
+
+def expect_on_device(module: nn.Module, inputs: Tensor, device: torch.device, call: str,
+                     forward: Forward = run) -> Tensor:
+    """Every parameter of the module and its output on `inputs` live on the device; returns that output."""
+    misplaced = [p.device for p in module.parameters() if p.device.type != device.type]
+    if misplaced:
+        raise PropertyFailed(f"some parameters of {call} stayed on {misplaced[0]} after .to({device.type}): register "
+                             "every layer as an attribute (or in nn.Sequential / nn.ModuleList)")
+    output = forward(module, inputs, call)
+    if output.device.type != device.type:
+        raise PropertyFailed(f"{call} returned its output on {output.device}, expected {device.type}: create every "
+                             "new tensor on x.device")
+    return output
+
+
+def expect_device_and_gradient(module: nn.Module, inputs: Tensor, device: torch.device, call: str,
+                               forward: Forward = run) -> None:
+    """Parameters and output live on the device, and a finite, non-zero gradient of the output reaches the input."""
+    inputs = inputs.clone().requires_grad_(True)
+    expect_on_device(module, inputs, device, call, forward).square().sum().backward()
+    if inputs.grad is None or not torch.isfinite(inputs.grad).all() or inputs.grad.abs().sum() == 0:
+        raise PropertyFailed(f"no finite, non-zero gradient reaches the input of {call}: avoid .detach(), .data and "
+                             "torch.no_grad() inside forward")
+
+
+def expect_batchnorm_modes(module: nn.Module, inputs: Tensor, call: str, batchnorm: str, after: str,
+                           forward: Forward = run) -> None:
+    """Batch statistics in train(), running ones in eval(); a failure says to put `batchnorm` after `after`."""
+    others = torch.cat([inputs[:1], 3 * inputs[1:] + 1])
+    with torch.no_grad():
+        module.train()
+        trained = forward(module, inputs, call)[0], forward(module, others, call)[0]
+        module.eval()
+        evaluated = forward(module, inputs, call)[0], forward(module, others, call)[0]
+    if torch.allclose(*trained, atol=1e-5):
+        raise PropertyFailed(f"in train() mode one example's output of {call} ignores the rest of the batch: put an "
+                             f"{batchnorm} after {after}")
+    if not torch.allclose(*evaluated, atol=1e-5):
+        raise PropertyFailed(f"in eval() mode one example's output of {call} still depends on the rest of the batch: "
+                             f"use {batchnorm}, which switches to its running statistics in eval mode")
