@@ -15,11 +15,12 @@ REPEATS = 15
 DEPTHS = (20, 50)
 
 
-def redraw_seconds(explorer: GradientExplorer, depth: int) -> list[float]:
-    """Seconds of REPEATS full redraws at one depth, the wait a learner feels after moving a control."""
+def redraw_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEATS) -> list[float]:
+    """Seconds of `repeats` full redraws at one depth, the wait a learner feels after moving a control."""
+    explorer.depth_slider.max = max(explorer.depth_slider.max, depth)  # measure deeper than the slider offers
     explorer.depth_slider.value = depth
     seconds = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         explorer.update()
         seconds.append(explorer.last_redraw_seconds)
     return seconds

@@ -12,6 +12,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from residual_course.runtime import fast_mode, get_device
@@ -110,13 +111,10 @@ def load_dataset(
     `download` is true. `train_size`/`test_size` pick a fixed class-balanced subset; None keeps everything
     and "auto" (the default) means `fast_sizes()`, i.e. everything unless fast mode is on.
     """
-    if name not in CLASS_NAMES:
-        raise ValueError(f"Unknown data set {name!r}: choose one of {', '.join(map(repr, CLASS_NAMES))}.")
     auto_train, auto_test = fast_sizes()
     train_size = auto_train if train_size == "auto" else train_size
     test_size = auto_test if test_size == "auto" else test_size
-    home = Path(root).expanduser() if root is not None else cache_dir() / name
-    raw = _read_folder(name, _find_folder(name, home, download))
+    raw = _read_folder(name, find_folder(name, root, download))
     device = torch.device(device) if device is not None else get_device()
     return DataSet(
         name=name,
@@ -124,6 +122,19 @@ def load_dataset(
         test=_make_split(raw.test_images, raw.test_labels, test_size, "test_size", raw, device),
         class_names=CLASS_NAMES[name],
     )
+
+
+def shift_and_flip(images: torch.Tensor, padding: int = 2) -> torch.Tensor:
+    """Random shifts of up to `padding` pixels (repeating the border) and left-right flips, per image, on its device."""
+    n, _, height, width = images.shape
+    padded = F.pad(images, (padding,) * 4, mode="replicate")
+    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), device=images.device)
+    rows = torch.arange(height, device=images.device).view(1, height, 1) + dy
+    columns = torch.arange(width, device=images.device).view(1, 1, width) + dx
+    crops = padded[torch.arange(n, device=images.device).view(n, 1, 1), :, rows, columns].permute(0, 3, 1, 2)
+    flip = torch.rand(n, 1, 1, 1, device=images.device) < 0.5
+    return torch.where(flip, crops.flip(-1), crops)
 
 
 def _balanced_subset(labels: torch.Tensor, size: int) -> torch.Tensor:
@@ -138,8 +149,11 @@ def _balanced_subset(labels: torch.Tensor, size: int) -> torch.Tensor:
     return round_robin[:size].sort().values
 
 
-def _find_folder(name: str, home: Path, download: bool) -> Path:
-    """The first folder holding all four files, downloading into `home` as a last resort."""
+def find_folder(name: str, root: str | Path | None = None, download: bool = True) -> Path:
+    """The folder `load_dataset` reads the data set from (same `root` and order), downloading as a last resort."""
+    if name not in CLASS_NAMES:
+        raise ValueError(f"Unknown data set {name!r}: choose one of {', '.join(map(repr, CLASS_NAMES))}.")
+    home = Path(root).expanduser() if root is not None else cache_dir() / name
     torchvision_dataset = TORCHVISION_DATASETS[name]
     downloaded = home / torchvision_dataset.__name__ / "raw"
     searched = [home, downloaded, DEBIAN_FOLDERS[name]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +15,12 @@ from tqdm.auto import tqdm
 from residual_course.data import DataSet, Split
 from residual_course.runtime import fast_mode, seed_everything
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "nesterov")
+SCHEDULES = ("constant", "one-cycle")
+# Device types where torch.compile pays for a lesson-sized run (compile=None turns it on there), as measured by
+# benchmarks/bench.py: on the CPU it ran no faster than channels_last alone and adds a compile of up to a minute;
+# on CUDA, benchmarks/device_run.sh measures it (see benchmarks/results.md) before it goes in here.
+COMPILE_PAYS_ON: frozenset[str] = frozenset()
 FAST_MAX_EPOCHS = 2
 FAST_MAX_STEPS_PER_EPOCH = 30
 
@@ -28,6 +34,7 @@ class History:
     test_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    train_seconds: list[float] = field(default_factory=list)  # training time to the end of each epoch, no evaluation
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[float, float]:
@@ -63,11 +70,22 @@ def fit(
     seed: int = 0,
     max_steps_per_epoch: int | None = None,
     progress: bool = True,
+    schedule: str = "constant",
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    fast_kernels: bool = True,
+    compile: bool | None = None,
 ) -> History:
-    """Train a classifier with cross-entropy on the data's device, repeatably, shrinking itself in fast mode."""
+    """Train a classifier with cross-entropy on the data's device, repeatably, shrinking itself in fast mode.
+
+    Batches are random index slices of the in-memory data; losses stay on the device and are read once per epoch.
+    `schedule="one-cycle"` anneals `lr` as `OneCycleLR(max_lr=lr)`; `augment` maps a batch of images to new ones on
+    their device. `fast_kernels` keeps images and weights channels_last (faster convolutions on CPUs and GPUs) and
+    on CUDA trains in bfloat16 autocast. `compile` runs the model through torch.compile; None turns it on where it
+    pays (COMPILE_PAYS_ON).
+    """
     _check_is_module(model)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}.")
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    _check_choice("schedule", schedule, SCHEDULES)
     _check_positive(epochs=epochs, batch_size=batch_size)
     if max_steps_per_epoch is not None:
         _check_positive(max_steps_per_epoch=max_steps_per_epoch)
@@ -76,35 +94,48 @@ def fit(
         max_steps_per_epoch = min(max_steps_per_epoch or math.inf, FAST_MAX_STEPS_PER_EPOCH)
     seed_everything(seed)
     device = data.train.images.device
-    model.to(device)
-    params = model.parameters()
-    if optimizer == "adam":
-        step_rule = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    else:
-        step_rule = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    bf16 = fast_kernels and device.type == "cuda"
+    memory_format = torch.channels_last if fast_kernels and data.train.images.ndim == 4 else torch.preserve_format
+    model.to(device, memory_format=memory_format)
+    step_rule = _optimizer(optimizer, model, lr, weight_decay)
+    steps_per_epoch = min(math.ceil(len(data.train) / batch_size), max_steps_per_epoch or math.inf)
+    scheduler = None
+    if schedule == "one-cycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(step_rule, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    use_compile = device.type in COMPILE_PAYS_ON if compile is None else compile
+    forward = torch.compile(model) if use_compile else model
     shuffler = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
     num_classes = len(data.class_names)
     history = History()
     start = time.perf_counter()
+    training_seconds = 0.0
     bar = tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress)
     for _ in bar:
+        epoch_start = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         order = torch.randperm(len(data.train), generator=shuffler).to(device)
-        for batch in order.split(batch_size)[:max_steps_per_epoch]:
+        for batch in order.split(batch_size)[:steps_per_epoch]:
             images, labels = data.train.images[batch], data.train.labels[batch]
-            logits = _logits(model, images, num_classes)
-            loss = F.cross_entropy(logits, labels)
+            if augment is not None:
+                images = augment(images)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = _logits(forward, images.to(memory_format=memory_format), num_classes)
+                loss = F.cross_entropy(logits, labels)
             step_rule.zero_grad(set_to_none=True)
             loss.backward()
             step_rule.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum += loss.detach() * len(batch)
             correct += (logits.argmax(dim=1) == labels).sum()
             seen += len(batch)
-        history.train_loss.append(loss_sum.item() / seen)
+        history.train_loss.append(loss_sum.item() / seen)  # the epoch's one wait for the device
         history.train_accuracy.append(correct.item() / seen)
+        training_seconds += time.perf_counter() - epoch_start
+        history.train_seconds.append(training_seconds)
         test_loss, test_accuracy = evaluate(model, data.test)
         history.test_loss.append(test_loss)
         history.test_accuracy.append(test_accuracy)
@@ -112,6 +143,14 @@ def fit(
                         test_acc=f"{test_accuracy:.3f}")
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum 0.9 (Nesterov's for "nesterov"), over the model's parameters."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=name == "nesterov",
+                           weight_decay=weight_decay)
 
 
 def _logits(model: nn.Module, images: torch.Tensor, num_classes: int, at_least: bool = False) -> torch.Tensor:
@@ -125,6 +164,12 @@ def _logits(model: nn.Module, images: torch.Tensor, num_classes: int, at_least: 
     raise ValueError(f"The model returned {got} for a batch of {len(images)} images, but logits of shape "
                      f"(batch, num_classes) = ({len(images)}, {'at least ' if at_least else ''}{num_classes}) "
                      "were expected: check its last layer.")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse an unknown option by name, listing the ones there are."""
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(map(repr, choices))}.")
 
 
 def _check_is_module(model: object) -> None:

@@ -157,3 +157,27 @@ def test_to_moves_every_tensor(tmp_path: Path) -> None:
 def test_split_refuses_misaligned_tensors() -> None:
     with pytest.raises(ValueError, match="3 images and 2 labels"):
         Split(torch.zeros(3, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+
+
+def test_shift_and_flip_keeps_shape_and_device_and_moves_each_image_at_most_padding_pixels() -> None:
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, 0, 10, 5] = 1.0  # one bright pixel, off-centre so that a flip shows
+    torch.manual_seed(0)
+    moved = data.shift_and_flip(images)
+    assert moved.shape == images.shape and moved.dtype == images.dtype and moved.device == images.device
+    assert torch.equal(moved.sum(dim=(1, 2, 3)), torch.ones(64))  # the pixel stays inside: replicated borders are 0
+    rows, columns = (moved[:, 0] == 1).nonzero()[:, 1:].T
+    assert (rows - 10).abs().max() <= 2
+    flipped = (columns - 5).abs() > 2
+    assert ((columns[flipped] - (27 - 5)).abs() <= 2).all()
+    assert 0 < flipped.sum() < 64 and len({(int(r), int(c)) for r, c in zip(rows, columns, strict=True)}) > 10
+    torch.manual_seed(0)
+    assert torch.equal(data.shift_and_flip(images), moved)  # seeded: repeatable
+
+
+def test_shift_and_flip_without_padding_only_flips() -> None:
+    images = torch.randn(32, 1, 28, 28)
+    flipped = data.shift_and_flip(images, padding=0)
+    same = (flipped == images).flatten(1).all(dim=1)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(dim=1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()

@@ -6,10 +6,11 @@ import math
 from dataclasses import asdict
 
 import pytest
+import torch
 from torch import nn
 
 from residual_course import data
-from residual_course.data import DataSet, load_dataset
+from residual_course.data import DataSet, load_dataset, shift_and_flip
 from residual_course.runtime import FAST_ENV_VARS, seed_everything
 from residual_course.training import History, evaluate, fit
 
@@ -60,7 +61,7 @@ def test_same_seed_gives_identical_histories(fashion: DataSet) -> None:
     runs = [asdict(fit(make_mlp(), fashion, epochs=2, optimizer="sgd", lr=0.05, max_steps_per_epoch=5,
                        progress=False)) for _ in range(2)]
     for run in runs:
-        run.pop("seconds")
+        run.pop("seconds"), run.pop("train_seconds")
     assert runs[0] == runs[1]
 
 
@@ -103,3 +104,77 @@ def test_evaluate_is_exact_and_restores_the_mode(fashion: DataSet) -> None:
 
 def test_history_defaults_are_empty() -> None:
     assert History() == History([], [], [], [], 0.0)
+
+
+def make_convnet() -> nn.Module:
+    """A small CNN, the same initial weights every call, so the convolution-only options have something to act on."""
+    seed_everything(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+LESSON_05_RECIPE = {"lr": 0.05, "optimizer": "nesterov", "schedule": "one-cycle", "weight_decay": 5e-4}
+
+
+def test_lesson_05_recipe_with_augmentation_is_repeatable(fashion: DataSet) -> None:
+    runs = [asdict(fit(make_convnet(), fashion, epochs=2, max_steps_per_epoch=4, augment=shift_and_flip,
+                       progress=False, **LESSON_05_RECIPE)) for _ in range(2)]
+    for run in runs:
+        run.pop("seconds"), run.pop("train_seconds")
+    assert runs[0] == runs[1]
+
+
+def test_one_cycle_warms_up_then_anneals_over_every_step(fashion: DataSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    rates = []
+
+    class RecordingOneCycle(torch.optim.lr_scheduler.OneCycleLR):
+        """The real schedule, remembering the learning rate after each step."""
+
+        def step(self, *args: object) -> None:
+            super().step(*args)
+            rates.append(self.get_last_lr()[0])
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "OneCycleLR", RecordingOneCycle)
+    fit(make_mlp(), fashion, epochs=2, max_steps_per_epoch=5, progress=False, **LESSON_05_RECIPE)
+    used = rates[:-1]  # rates[k] drives step k; the schedule is built with one step and stepped after each of 10
+    assert len(used) == 2 * 5
+    assert used[0] < 0.05 / 10 and max(used) == pytest.approx(0.05) and used[-1] < 0.05 / 1000
+
+
+def test_augment_gets_every_training_batch_on_its_device(fashion: DataSet) -> None:
+    seen = []
+
+    def spy(images: torch.Tensor) -> torch.Tensor:
+        seen.append((tuple(images.shape), images.device))
+        return shift_and_flip(images)
+
+    fit(make_mlp(), fashion, epochs=2, batch_size=100, max_steps_per_epoch=3, augment=spy, progress=False)
+    assert seen == [((100, 1, 28, 28), fashion.train.images.device)] * 6
+
+
+@pytest.mark.parametrize("fast_kernels", [True, False])
+def test_on_the_cpu_no_autocast_and_channels_last_unless_turned_off(fashion: DataSet, fast_kernels: bool) -> None:
+    model = make_convnet()
+    states = []
+    model[0].register_forward_pre_hook(
+        lambda module, args: states.append((torch.is_autocast_enabled("cpu"), args[0].dtype)))
+    fit(model, fashion, epochs=1, max_steps_per_epoch=2, fast_kernels=fast_kernels, progress=False)
+    assert set(states) == {(False, torch.float32)}
+    weight = model[3].weight  # 8 input channels: one memory layout or the other (1 channel would be both)
+    assert weight.is_contiguous(memory_format=torch.channels_last) is fast_kernels
+    assert weight.is_contiguous() is not fast_kernels
+
+
+@pytest.mark.parametrize(("compile_option", "compiled"), [(None, False), (False, False), (True, True)])
+def test_compile_only_when_asked_on_the_cpu(fashion: DataSet, monkeypatch: pytest.MonkeyPatch,
+                                            compile_option: bool | None, compiled: bool) -> None:
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model: calls.append(model) or model)
+    model = make_mlp()
+    fit(model, fashion, epochs=1, max_steps_per_epoch=1, compile=compile_option, progress=False)
+    assert calls == ([model] if compiled else [])
+
+
+def test_unknown_schedule_is_refused(fashion: DataSet) -> None:
+    with pytest.raises(ValueError, match="'constant', 'one-cycle'"):
+        fit(make_mlp(), fashion, schedule="cosine")
