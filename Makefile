@@ -14,7 +14,7 @@ LESSONS_DIR ?= lessons
 ASSIGNMENTS := $(notdir $(wildcard solutions/[0-9]*))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data browser lab formgrader gradebook test lint release autograde feedback grades gpu-check bench clean
+.PHONY: help setup data browser postgres lab formgrader gradebook test lint release collect autograde feedback grades gpu-check bench bench-data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ browser:  ## get Debian's Chromium for the browser tests (as root with apt-get; 
 		apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null && echo "Chromium installed"; \
 	else echo "No Chromium and no root apt-get: the browser tests will be skipped."; fi
 
+postgres:  ## get Debian's PostgreSQL server for the gradebook test (as root with apt-get; the test fails without it)
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "PostgreSQL: $$(ls -d /usr/lib/postgresql/*/bin)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq postgresql >/dev/null && echo "PostgreSQL installed"; \
+	else echo "No PostgreSQL and no root apt-get: install Debian's postgresql, or tests/test_postgres.py fails."; fi
+
 lab: setup  ## open the course in JupyterLab, as students see it (no instructor extensions)
 	JUPYTER_CONFIG_DIR=$(abspath jupyter/student) $(BIN)/jupyter lab --notebook-dir=$(LESSONS_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
 
@@ -59,17 +65,31 @@ gradebook: $(STAMP)  ## load every assignment of solutions/ into the gradebook (
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(BIN)/ruff check .
 
-test: setup browser  ## run every test: lint, package, notebooks, release drift, grading, Colab-like, browser
+test: setup browser postgres  ## run every test: lint, package, notebooks, release drift, grading, Colab-like, browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 release: $(STAMP)  ## regenerate lessons/ from solutions/ with nbgrader
 	for a in $(ASSIGNMENTS); do ($(NBGRADER) generate_assignment $$a --force) || exit 1; done
 
-autograde: $(STAMP)  ## grade autograder/submitted/<student>/$(A)/ (fast mode)
-	@test -n "$(A)" || { echo "usage: make autograde A=<assignment>, one of: $(ASSIGNMENTS)"; exit 2; }
-	$(NBGRADER) generate_assignment $(A) --force --CourseDirectory.release_directory=$(GRADING_ROOT)/release
-	$(NBGRADER) autograde $(A) --create --force
+PATTERN ?= auto
+MAX_MB ?= 50
+
+collect: $(STAMP)  ## unpack a course platform's zip: A=<assignment> ZIP=<download> [PATTERN=canvas|moodle|plain] [FORCE=1]
+	@test -n "$(A)" -a -n "$(ZIP)" || { echo "usage: make collect A=<assignment> ZIP=<submissions.zip>" \
+		"[PATTERN=auto|canvas|moodle|plain|<regex with (?P<student>...)>] [FORCE=1] [MAX_MB=$(MAX_MB)]"; exit 2; }
+	$(BIN)/python autograder/collect.py "$(ZIP)" "$(A)" --root "$(GRADING_ROOT)" --pattern '$(PATTERN)' \
+		--max-mb "$(MAX_MB)" $(if $(filter 1,$(FORCE)),--force)
+
+J ?= 1
+WALL ?= 600
+MEMORY_GB ?= 6
+
+autograde: $(STAMP)  ## grade submitted/<student>/$(A)/: isolated, J=<n> at once, report.csv [REQUIRE_GPU=1]
+	@test -n "$(A)" || { echo "usage: make autograde A=<assignment> [J=2] [WALL=600] [MEMORY_GB=6] [REQUIRE_GPU=1]," \
+		"one of: $(ASSIGNMENTS)"; exit 2; }
+	$(BIN)/python -m autograder.grading $(A) --jobs $(J) --wall $(WALL) --memory-gb $(MEMORY_GB) \
+		$(if $(filter 1,$(REQUIRE_GPU)),--require-gpu) $(if $(STUDENTS),--students $(STUDENTS))
 
 feedback: $(STAMP)  ## write HTML feedback for $(A) into autograder/feedback/
 	@test -n "$(A)" || { echo "usage: make feedback A=<assignment>"; exit 2; }
@@ -81,8 +101,11 @@ grades: $(STAMP)  ## export the gradebook to autograder/grades.csv
 gpu-check: $(STAMP)  ## run every check and hidden test on the GPU and say what ran where
 	$(BIN)/python autograder/gpu_check.py
 
-bench: $(STAMP)  ## print the benchmarks' figures
-	$(BIN)/python benchmarks/widget_redraw.py
+bench: $(STAMP)  ## time fit() against a textbook loop, widget redraws, autograding (and a GPU's): benchmarks/results.md
+	$(BIN)/python benchmarks/bench.py
+
+bench-data: $(STAMP)  ## copy the data sets into .data/ for benchmarks/device_run.sh (the device machine has no network)
+	$(BIN)/python benchmarks/bench.py --copy-data .data
 
 clean:  ## remove grading work folders (never the gradebook's source: solutions/)
 	rm -rf autograder/autograded autograder/feedback autograder/release autograder/gradebook.db autograder/grades.csv

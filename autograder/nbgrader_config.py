@@ -1,6 +1,7 @@
 """nbgrader configuration of the course: run every nbgrader command from this folder (the Makefile does)."""
 
 import os
+import sys
 
 c = get_config()  # noqa: F821  (nbgrader injects get_config)
 
@@ -37,3 +38,17 @@ c.ClearOutput.enabled = True
 c.Execute.timeout = 180
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
+
+# Feedback shows the students which hidden test failed and its message, not the hidden tests' code.
+sys.path.insert(0, REPOSITORY)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from autograder.grading.feedback import HideHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# `make grades`: grades.csv with each row's status and reason from report.csv; no silent zero for ungraded work.
+from autograder.grading.export import CsvWithStatusExport  # noqa: E402
+
+c.ExportApp.plugin_class = CsvWithStatusExport

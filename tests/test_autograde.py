@@ -66,7 +66,7 @@ def graded(tmp_path_factory) -> Path:
             folder = root / "submitted" / student / case.assignment
             folder.mkdir(parents=True)
             nbformat.write(make_submission(case.assignment, mistakes), folder / f"{case.assignment}.ipynb")
-        make("autograde", root, A=case.assignment)
+        make("autograde", root, A=case.assignment, J="2")
         make("feedback", root, A=case.assignment)
     make("grades", root)
     return root
@@ -116,6 +116,12 @@ def test_each_mistake_loses_exactly_the_points_of_its_property(graded, case, stu
     scores = cell_scores(graded, student, case.assignment)
     failed = {cell for cell, (score, top) in scores.items() if score < top}
     assert failed == case.mistakes[student][1]
+
+
+def test_honest_submissions_are_graded_without_a_flag(graded):
+    with open(graded / "report.csv") as handle:
+        flagged = [row for row in csv.DictReader(handle) if row["status"] != "graded"]
+    assert not flagged, "honest work was flagged: the re-check disagrees with nbgrader"
 
 
 def test_feedback_is_written_for_every_submission_and_names_the_broken_property(graded):

@@ -1,0 +1,1 @@
+"""The course's grading tools: nbgrader's configuration and the isolated, tamper-resistant batch grader."""

@@ -1,0 +1,1 @@
+"""Grading that holds: preflight, isolation, a fresh-process re-check, parallel workers and one report row each."""

@@ -1,0 +1,58 @@
+"""`make grades`: nbgrader's CSV export with each row's grading status and reason from report.csv beside it.
+
+Plain nbgrader exports 0 for a submission it has no score for, whether the student handed in nothing, the notebook
+timed out or it could not be read. Here such a row keeps an empty score and says why, so no zero is silent.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from nbgrader.plugins import CsvExportPlugin
+
+from autograder.grading.batch import CRASHED, GRADED, TIMEOUT
+from autograder.grading.preflight import MALFORMED, MANUAL
+
+UNSCORED = (MALFORMED, MANUAL, TIMEOUT, CRASHED)  # a person must look: the row carries no score
+NOT_SUBMITTED = "not submitted"
+
+
+class CsvWithStatusExport(CsvExportPlugin):
+    """grades.csv with `status` and `reason` columns; students the batch could not score get no score."""
+
+    def export(self, gradebook: object) -> None:
+        """Write nbgrader's rows, then add the report's status to each and the rows the gradebook never saw."""
+        super().export(gradebook)
+        path = Path(self.to or "grades.csv")
+        report = _report_rows(path.with_name("report.csv"))
+        with path.open() as handle:
+            rows = list(csv.DictReader(handle))
+        fields = [*rows[0].keys(), "status", "reason"] if rows else ["assignment", "student_id", "score",
+                                                                      "max_score", "status", "reason"]
+        for row in rows:
+            reported = report.pop((row["assignment"], row["student_id"]), None)
+            if reported is None:
+                row["status"] = GRADED if row["timestamp"] else NOT_SUBMITTED
+                row["reason"] = ""
+                continue
+            row["status"], row["reason"] = reported["status"], reported["reason"]
+            if reported["status"] in UNSCORED:
+                row["raw_score"] = row["score"] = ""
+        for (assignment, student), reported in sorted(report.items()):  # never in the gradebook (malformed ones)
+            if (not self.assignment or assignment in self.assignment) and (not self.student or student in self.student):
+                rows.append({"assignment": assignment, "student_id": student, "score": "",
+                             "max_score": str(float(reported["max_score"])), "status": reported["status"],
+                             "reason": reported["reason"]})
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _report_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """report.csv by (assignment, student); empty when no batch has run."""
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        return {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
