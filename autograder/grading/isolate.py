@@ -61,19 +61,32 @@ def _mount(*args: str, fds: tuple[int, ...] = ()) -> None:
 
 def _private_tmp_hide_and_keep(hide: list[Path], keep: list[Path]) -> None:
     """A private /tmp, an empty tmpfs (or /dev/null) over each hidden path, then the kept paths bound back."""
-    handles = [os.open(path, os.O_PATH) for path in keep]  # still reachable after /tmp and the rest are covered
+    needed = [path for path in _course_and_python() if path.is_relative_to("/tmp")]  # e.g. a checkout in /tmp
+    needed_handles = [os.open(path, os.O_PATH) for path in needed]  # still reachable once /tmp is covered
+    handles = [os.open(path, os.O_PATH) for path in keep]
     _mount("-t", "tmpfs", "-o", "size=2g,mode=1777", "tmpfs", "/tmp")
+    _bind_back(needed, needed_handles)
     for path in hide:
         if path.is_dir():
             _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(path))
         elif path.exists():
             _mount("--bind", "/dev/null", str(path))
-    for path, handle in zip(keep, handles, strict=True):
+    _bind_back(keep, handles)
+    _mount("-t", "tmpfs", "-o", "size=1g,mode=1777", "tmpfs", "/dev/shm")
+    _read_only_except({"/tmp", "/dev/shm", *map(str, keep)})
+
+
+def _course_and_python() -> list[Path]:
+    """The course's checkout and the Python running it: a submission must import them wherever they live."""
+    return list(dict.fromkeys(Path(p).resolve() for p in (Path(__file__).parents[2], sys.prefix, sys.base_prefix)))
+
+
+def _bind_back(paths: list[Path], handles: list[int]) -> None:
+    """Bind each path (opened before it was covered) back at its own place."""
+    for path, handle in zip(paths, handles, strict=True):
         path.mkdir(parents=True, exist_ok=True)
         _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{handle}", str(path), fds=(handle,))
         os.close(handle)
-    _mount("-t", "tmpfs", "-o", "size=1g,mode=1777", "tmpfs", "/dev/shm")
-    _read_only_except({"/tmp", "/dev/shm", *map(str, keep)})
 
 
 def _mount_points() -> list[str]:
