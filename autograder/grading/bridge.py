@@ -1,0 +1,225 @@
+"""The conversation between the trusted process and the sandboxed student process: requests, replies, values.
+
+Either side may ask the other something (call this object with these arguments, give me the graph of this module
+for inputs like these) and, while answering, ask back (a student's make_stage calls the trusted side's block
+factory). Requests nest, so one loop per side suffices: `Endpoint.request` sends and then answers the other side's
+requests until its own reply arrives.
+
+Values cross as data (see wire.py): None, booleans, numbers, strings, lists, tuples, string-keyed dicts, tensors,
+devices, dtypes, the course's dataclasses (rebuilt field by field, from an allow-list), and references to objects
+that stay on their side ({"ref": id, "side": "student"|"trusted", ...}), which each side turns into a proxy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+import torch
+
+from autograder.grading import wire
+
+# Dataclasses that may cross by value: plain fields, rebuilt on the other side by the class's own constructor.
+DATACLASSES = ("residual_course.training:History",)
+# Exception types a student's error may be raised as on the trusted side, so checks' `except` clauses still match.
+ERRORS = {cls.__name__: cls for cls in (NotImplementedError, ValueError, TypeError, RuntimeError, AttributeError,
+                                        IndexError, KeyError, ZeroDivisionError, AssertionError, NameError)}
+REPLY_TIMEOUT = 300.0
+# torch.nn layers rebuilt natively on the other side, with the attributes their constructor takes.
+STANDARD_MODULES: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features", "bias"),
+    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+               "padding_mode"),
+    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+               "padding_mode"),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
+    "GroupNorm": ("num_groups", "num_channels", "eps", "affine"),
+    "ReLU": ("inplace",), "ReLU6": ("inplace",), "LeakyReLU": ("negative_slope", "inplace"),
+    "ELU": ("alpha", "inplace"), "GELU": ("approximate",), "SiLU": ("inplace",), "Sigmoid": (), "Tanh": (),
+    "Softplus": ("beta", "threshold"), "Identity": (), "Flatten": ("start_dim", "end_dim"),
+    "Dropout": ("p", "inplace"), "Dropout2d": ("p", "inplace"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+    "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    "AdaptiveAvgPool2d": ("output_size",), "AdaptiveMaxPool2d": ("output_size", "return_indices"),
+    "Softmax": ("dim",), "LogSoftmax": ("dim",), "Sequential": (), "ModuleList": (),
+}
+
+
+def standard_init(module: torch.nn.Module) -> dict | None:
+    """The constructor arguments of an exact torch.nn layer from STANDARD_MODULES, or None for any other module."""
+    name = type(module).__name__
+    if name not in STANDARD_MODULES or type(module) is not getattr(torch.nn, name, None):
+        return None
+    init = {}
+    for attribute in STANDARD_MODULES[name]:
+        value = getattr(module, attribute)
+        if attribute == "bias":
+            value = value is not None
+        init[attribute] = list(value) if isinstance(value, tuple) else value
+    return init
+
+
+class RemoteError(Exception):
+    """Marker base: an error raised by code on the other side, re-raised here with its type name and message."""
+
+    remote_line = ""
+
+
+def remote_error(kind: str, message: str, line: str = "") -> Exception:
+    """An exception of the same builtin type (so `except RuntimeError` still catches it), marked as remote."""
+    base = ERRORS.get(kind, RuntimeError)
+    error_type = type(f"Remote{base.__name__}", (base, RemoteError), {})
+    error = error_type(message)
+    error.remote_line = line
+    error.remote_type = kind
+    return error
+
+
+class Endpoint:
+    """One side's end of the conversation: send requests, answer the other side's, with sizes and times bounded."""
+
+    def __init__(self, read_fd: int, write_fd: int, handle: Callable[[dict, list[bytes]], tuple[dict, list[bytes]]],
+                 max_bytes: int = wire.MAX_FRAME_BYTES, timeout: float | None = REPLY_TIMEOUT) -> None:
+        self.read_fd, self.write_fd, self.handle = read_fd, write_fd, handle
+        self.max_bytes, self.timeout = max_bytes, timeout
+
+    def request(self, message: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+        """Send a request; answer nested requests until its reply comes; return the reply."""
+        self.start(message, blobs)
+        return self.finish()
+
+    def start(self, message: dict, blobs: list[bytes]) -> None:
+        """Send a request without waiting: `finish` collects its reply later (only one may be pending)."""
+        wire.send(self.write_fd, {"kind": "request", **message}, blobs)
+
+    def finish(self) -> tuple[dict, list[bytes]]:
+        """Answer the other side's requests until the reply to ours arrives."""
+        while True:
+            reply, reply_blobs = wire.receive(self.read_fd, self.timeout, self.max_bytes)
+            if reply.get("kind") == "reply":
+                return reply, reply_blobs
+            if reply.get("kind") != "request":
+                raise wire.WireError(f"unexpected message kind {reply.get('kind')!r}")
+            self.answer(reply, reply_blobs)
+
+    def answer(self, message: dict, blobs: list[bytes]) -> None:
+        """Handle one request of the other side and send the reply (an error becomes an error reply)."""
+        try:
+            reply, reply_blobs = self.handle(message, blobs)
+        except wire.WireError:
+            raise
+        except Exception as error:  # noqa: BLE001 (whatever went wrong becomes the reply, never a dead loop)
+            reply, reply_blobs = error_reply(error), []
+        wire.send(self.write_fd, {"kind": "reply", **reply}, reply_blobs)
+
+    def serve(self) -> None:
+        """Answer requests until the other side closes the connection or says it is done."""
+        while True:
+            try:
+                message, blobs = wire.receive(self.read_fd, None, self.max_bytes)
+            except wire.WireError:
+                return
+            if message.get("op") == "done":
+                return
+            self.answer(message, blobs)
+
+
+def error_reply(error: BaseException) -> dict:
+    """An error as a reply: its type name, its message, and the line of the last frame outside the libraries."""
+    import traceback
+
+    line = getattr(error, "remote_line", "")
+    if not line:
+        frames = traceback.extract_tb(error.__traceback__)
+        ours = [f for f in frames if "site-packages" not in f.filename and "/autograder/grading/" not in f.filename]
+        line = (ours[-1].line or "").strip() if ours else ""
+    kind = getattr(error, "remote_type", type(error).__name__)
+    return {"error": {"type": kind, "message": str(error)[:2000], "line": line[:300]}}
+
+
+def raise_if_error(reply: dict) -> None:
+    """Re-raise an error reply on this side."""
+    if "error" in reply:
+        error = reply["error"]
+        raise remote_error(str(error.get("type")), str(error.get("message")), str(error.get("line", "")))
+
+
+class Codec:
+    """Values to data and back; `to_ref` / `from_ref` are the side's own ways with objects that stay put."""
+
+    def __init__(self, to_ref: Callable[[object, list[bytes]], dict], from_ref: Callable[[dict, list[bytes]], object],
+                 device: Callable[[], torch.device | None] = lambda: None) -> None:
+        self.to_ref, self.from_ref, self.device = to_ref, from_ref, device
+
+    def encode(self, value: object, blobs: list[bytes]) -> object:
+        """Data for a value; objects that cannot travel become references."""
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return wire.plain_json(float(value) if isinstance(value, float) else int(value))
+        if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+            return wire.tensor_to_wire(value, blobs)
+        if isinstance(value, torch.nn.Parameter):
+            return wire.tensor_to_wire(value.detach(), blobs)
+        if isinstance(value, list):
+            return [self.encode(v, blobs) for v in value]
+        if isinstance(value, tuple):
+            return {"tuple": [self.encode(v, blobs) for v in value]}
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return {"dict": {k: self.encode(v, blobs) for k, v in value.items()}}
+        if isinstance(value, torch.device):
+            return {"device": str(value)}
+        if isinstance(value, torch.dtype):
+            return {"dtype": str(value).removeprefix("torch.")}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type) and _qualified(type(value)) in DATACLASSES:
+            return {"dataclass": _qualified(type(value)),
+                    "fields": {f.name: self.encode(getattr(value, f.name), blobs) for f in dataclasses.fields(value)}}
+        return self.to_ref(value, blobs)
+
+    def decode(self, value: object, blobs: list[bytes]) -> object:
+        """The value a piece of data stands for."""
+        if isinstance(value, list):
+            return [self.decode(v, blobs) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "tensor" in value:
+            return wire.tensor_from_wire(value, blobs, self.device())
+        if "float" in value:
+            return wire.float_from_json(value)
+        if "tuple" in value:
+            return tuple(self.decode(v, blobs) for v in value["tuple"])
+        if "dict" in value:
+            return {str(k): self.decode(v, blobs) for k, v in value["dict"].items()}
+        if "device" in value:
+            return torch.device(str(value["device"]))
+        if "dtype" in value:
+            dtype = wire.DTYPES.get(str(value["dtype"]))
+            if dtype is None:
+                raise wire.WireError(f"unknown dtype {value['dtype']!r}")
+            return dtype
+        if "dataclass" in value:
+            if value["dataclass"] not in DATACLASSES:
+                raise wire.WireError(f"{value['dataclass']!r} may not cross by value")
+            cls = _resolve(value["dataclass"])
+            names = {f.name for f in dataclasses.fields(cls)}
+            fields = {k: self.decode(v, blobs) for k, v in value["fields"].items() if k in names}
+            return cls(**fields)
+        if "ref" in value:
+            return self.from_ref(value, blobs)
+        raise wire.WireError(f"unknown value {str(value)[:200]}")
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _resolve(qualified: str) -> type:
+    """The class named "module:Qualname" (only ever called on names from an allow-list)."""
+    module, _, name = qualified.partition(":")
+    value = importlib.import_module(module)
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value

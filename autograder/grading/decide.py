@@ -1,0 +1,114 @@
+"""The trusted decision on one submission: two sandboxed processes, one of them the student's, joined by pipes.
+
+The student's process (sandbox.py) gets the released notebook's ordinary cells and the student's answers; the
+trusted process (trusted.py) gets the source notebook's cells, hidden tests included, on stdin, and a fresh
+secret salt for the checks' random inputs. Neither is started with the other's code or data, and the only channel
+between them is the pair of pipes, which carries data (wire.py). The trusted process's verdicts come back as its
+last line of output.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import secrets
+import sys
+import threading
+from dataclasses import dataclass, field
+
+import nbformat
+
+from autograder.grading import isolate, supervise
+from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END
+from autograder.grading.settings import Settings, sandbox_environment, sandbox_reads
+from autograder.grading.status import Status
+
+# Ordinary cells that demonstrate an answer (and may fail while it is unwritten): neither process of the trusted
+# decision runs them, since no test cell depends on them (tests/test_autograde.py keeps that true).
+AFTER_THE_EXERCISE = "uses-exercise"
+
+
+@dataclass
+class Decision:
+    """The trusted side's verdict on each test cell (None: passed), what each printed, and what stopped it."""
+
+    verdicts: dict[str, str | None] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    export_failures: list[str] = field(default_factory=list)
+    sandbox_error: str = ""
+
+
+def defined_names(source: str) -> list[str]:
+    """The names a solution cell defines at its top level: the names its answer must define too."""
+    lines = [line for line in source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line]
+    names: list[str] = []
+    for node in ast.parse("\n".join(lines)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
+def build_job(settings: Settings, submission: nbformat.NotebookNode) -> dict:
+    """Ordinary cells as released, the student's answer cells with the names to take from them, the test cells."""
+    source = nbformat.read(settings.solution, as_version=4)
+    answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in submission.cells
+               if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
+    cells = []
+    for cell in source.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cells.append({"kind": "solution", "grade_id": meta["grade_id"], "source": answers.get(meta["grade_id"], ""),
+                          "names": defined_names(cell.source)})
+        elif meta.get("grade"):
+            cells.append({"kind": "test", "grade_id": meta["grade_id"], "source": cell.source})
+        else:
+            cells.append({"kind": "code", "source": cell.source,
+                          "after": AFTER_THE_EXERCISE in cell.metadata.get("tags", [])})
+    return {"cells": cells}
+
+
+def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision | None, str]:
+    """Run both processes under the batch's limits; the decision, or None and the reason it did not finish."""
+    to_student, from_trusted = os.pipe()
+    to_trusted, from_student = os.pipe()
+    env = {**sandbox_environment(env), "RESIDUAL_COURSE_CHECK_SALT": str(secrets.randbelow(2**31))}
+    reads = sandbox_reads()
+
+    def command(module: str, read_fd: int, write_fd: int) -> list[str]:
+        python = [sys.executable, "-m", f"autograder.grading.{module}", str(read_fd), str(write_fd)]
+        return isolate.isolated_command(python, settings.memory_gb, read=reads) if settings.isolated else python
+
+    student: dict[str, supervise.Ended] = {}
+    started = threading.Event()
+
+    def run_student() -> None:
+        student["ended"] = supervise.run(command("sandbox", to_student, from_student),
+                                         env={**env, "OMP_NUM_THREADS": "1"}, wall_seconds=settings.wall_seconds,
+                                         memory_gb=settings.memory_gb, pass_fds=(to_student, from_student),
+                                         on_start=lambda _: started.set())
+
+    thread = threading.Thread(target=run_student, daemon=True)
+    thread.start()
+    started.wait(timeout=60)
+    for fd in (to_student, from_student):
+        os.close(fd)
+    nonce = secrets.token_hex(16)
+    job_bytes = json.dumps({**job, "nonce": nonce}).encode()
+    ended = supervise.run(command("trusted", to_trusted, from_trusted), env=env, stdin=job_bytes,
+                          wall_seconds=settings.wall_seconds, memory_gb=settings.memory_gb,
+                          pass_fds=(to_trusted, from_trusted))
+    for fd in (to_trusted, from_trusted):
+        os.close(fd)
+    thread.join(timeout=settings.wall_seconds + 30)
+    lines = [line for line in ended.output.splitlines() if line.startswith(nonce)]
+    if ended.status != Status.GRADED or not lines:
+        why = ended.reason or f"it ended without a verdict ({ended.output.strip().splitlines()[-1:]})"
+        return None, f"the trusted decision did not finish: {why}"
+    result = json.loads(lines[-1].removeprefix(nonce))
+    return Decision(result["verdicts"], result["outputs"], result["export_failures"], result["sandbox_error"]), ""
