@@ -1,16 +1,24 @@
-"""Run one untrusted process (a student's kernel, or the fresh-process re-check) cut off from everything else.
+"""Run one untrusted process (a student's kernel, or its process in the trusted decision) in a sandbox of its own.
 
 `python autograder/grading/isolate.py [options] -- command...` (a plain script, so kernels can start it from
-anywhere) re-executes itself inside new network, mount and PID namespaces (`unshare`), then, still as root but
-about to give up every capability:
+anywhere) re-executes itself inside new network, mount, PID, UTS and IPC namespaces (`unshare`; the whole
+namespace dies with it), then, as root for the last time:
 
 - brings up a loopback device and nothing else (no network);
-- mounts a private /tmp and an empty folder over every path a submission must not read (the solutions, the tests,
-  the gradebook, the other students' work, the git history), keeping only the paths named with --keep;
-- remounts everything else read-only, so nothing it writes outlives it but its own /tmp and the kept paths;
-- sets resource limits (data memory, file size, no core dumps), a scrubbed environment, its own home and
-  working folder;
-- drops all capabilities (bounding set included, no new privileges) and runs the command.
+- builds a new root file system on a tmpfs that holds only what a submission needs, read-only: the system's
+  programs and libraries (/usr, /etc), the interpreter and its packages, the course package, the data sets, and
+  the paths named with --read; a fresh /proc whose /proc/sys is read-only, a read-only /sys, a /dev with the
+  harmless devices (and the GPU's); everything else (home folders, other checkouts and courses, the grading
+  folder, the solutions) is absent, not merely hidden;
+- gives it a private, size-limited /tmp and /dev/shm (its only writable places besides --write paths), which
+  vanish with it;
+- sets resource limits (data memory, file size, processes, no core dumps) and a scrubbed environment;
+- becomes the unprivileged user nobody with no capabilities (bounding set included, no new privileges) and runs
+  the command in a fresh home under /tmp.
+
+`--wrap` instead runs a trusted program (nbgrader) in new PID and mount namespaces with a small tmpfs at the
+--runtime folder, where the kernel's sockets live: when the program exits or is killed, every process it left
+behind dies with its namespace, and nothing written there reaches the disk.
 
 Without permission to create namespaces (not root, or a container that forbids it) it says so once and runs the
 command with the limits, the scrubbed environment and the working folder only.
@@ -20,106 +28,121 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 INSIDE = "RESIDUAL_COURSE_ISOLATED"
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "NBGRADER_EXECUTION",
-              "RESIDUAL_COURSE_FAST", "RESIDUAL_COURSE_REQUIRE_GPU", "JPY_PARENT_PID", "PYDEVD_DISABLE_FILE_VALIDATION")
+              "RESIDUAL_COURSE_FAST", "RESIDUAL_COURSE_REQUIRE_GPU", "RESIDUAL_COURSE_CHECK_SALT", "JPY_PARENT_PID",
+              "PYDEVD_DISABLE_FILE_VALIDATION", "PYTHONPATH")
 GIB = 1024**3
+NOBODY = 65534
+NEW_ROOT = Path("/mnt")  # a tmpfs is mounted over it inside the private mount namespace only
+SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+UNSHARE = ["unshare", "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation",
+           "private"]
 
 
 def namespaces_available() -> bool:
-    """Whether this process may create network, mount and PID namespaces (root on a normal Linux host)."""
+    """Whether this process may create the namespaces and mounts the sandbox needs (root on a normal Linux host)."""
     if shutil.which("unshare") is None or shutil.which("setpriv") is None:
         return False
-    probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "true"], capture_output=True)
+    probe = subprocess.run([*UNSHARE, "sh", "-c", "mount -t tmpfs tmpfs /mnt && mount -t proc proc /mnt"],
+                           capture_output=True)
     return probe.returncode == 0
 
 
-def isolated_command(command: list[str], hide: list[Path], keep: list[Path], memory_gb: float,
-                     workdir: Path | None = None) -> list[str]:
-    """The argv that runs `command` isolated: pass it to subprocess (or use it as a kernel spec's argv)."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "--memory-gb", str(memory_gb)]
-    for path in hide:
-        argv += ["--hide", str(path)]
-    for path in keep:
-        argv += ["--keep", str(path)]
-    if workdir is not None:
-        argv += ["--workdir", str(workdir)]
+def needed_paths() -> list[Path]:
+    """What every sandboxed Python needs to read: its interpreter, its packages and the course's code."""
+    repository = Path(__file__).resolve().parents[2]
+    course = [repository / "residual_course", repository / "autograder" / "__init__.py",
+              repository / "autograder" / "grading"]
+    pythons = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent}
+    return [*sorted(pythons), *course]
+
+
+def isolated_command(command: list[str], memory_gb: float, read: list[Path] = (), write: list[Path] = (),
+                     tmp_mb: int = 1024) -> list[str]:
+    """The argv that runs `command` in the sandbox: pass it to subprocess (or use it as a kernel spec's argv)."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--memory-gb", str(memory_gb), "--tmp-mb", str(tmp_mb)]
+    for path in read:
+        argv += ["--read", str(path)]
+    for path in write:
+        argv += ["--write", str(path)]
     return [*argv, "--", *command]
 
 
-def _mount(*args: str, fds: tuple[int, ...] = ()) -> None:
+def wrapped_command(command: list[str], runtime: Path) -> list[str]:
+    """The argv that runs a trusted program whose leftovers die with it, with a tmpfs at `runtime`."""
+    return [sys.executable, str(Path(__file__).resolve()), "--wrap", "--runtime", str(runtime), "--", *command]
+
+
+def _mount(*args: str) -> None:
     """mount(8), failing loudly: an isolation step that silently did nothing would be worse than none."""
-    subprocess.run(["mount", *args], check=True, capture_output=True, pass_fds=fds)
+    subprocess.run(["mount", *args], check=True, capture_output=True)
 
 
-def _private_tmp_hide_and_keep(hide: list[Path], keep: list[Path]) -> None:
-    """A private /tmp, an empty tmpfs (or /dev/null) over each hidden path, then the kept paths bound back."""
-    needed = [path for path in _course_and_python() if path.is_relative_to("/tmp")]  # e.g. a checkout in /tmp
-    needed_handles = [os.open(path, os.O_PATH) for path in needed]  # still reachable once /tmp is covered
-    handles = [os.open(path, os.O_PATH) for path in keep]
-    _mount("-t", "tmpfs", "-o", "size=2g,mode=1777", "tmpfs", "/tmp")
-    _bind_back(needed, needed_handles)
-    for path in hide:
-        if path.is_dir():
-            _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(path))
-        elif path.exists():
-            _mount("--bind", "/dev/null", str(path))
-    _bind_back(keep, handles)
-    _mount("-t", "tmpfs", "-o", "size=1g,mode=1777", "tmpfs", "/dev/shm")
-    _read_only_except({"/tmp", "/dev/shm", *map(str, keep)})
+def _bind(source: Path, writable: bool = False) -> None:
+    """Bind `source` at the same path under the new root (read-only unless writable), creating its mount point."""
+    if not source.exists():
+        return
+    target = NEW_ROOT / source.relative_to("/")
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(exist_ok=True)
+    _mount("--rbind" if source.is_dir() else "--bind", str(source), str(target))
+    if not writable:
+        _mount("-o", "remount,bind,ro", str(target))
 
 
-def _course_and_python() -> list[Path]:
-    """The course's checkout and the Python running it: a submission must import them wherever they live."""
-    return list(dict.fromkeys(Path(p).resolve() for p in (Path(__file__).parents[2], sys.prefix, sys.base_prefix)))
-
-
-def _bind_back(paths: list[Path], handles: list[int]) -> None:
-    """Bind each path (opened before it was covered) back at its own place."""
-    for path, handle in zip(paths, handles, strict=True):
-        path.mkdir(parents=True, exist_ok=True)
-        _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{handle}", str(path), fds=(handle,))
-        os.close(handle)
-
-
-def _mount_points() -> list[str]:
-    """Every mount point of this mount namespace, in mount order."""
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4]
-        points.append(re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), point))  # \040 is a space
-    return list(dict.fromkeys(points))
-
-
-def _read_only_except(writable: set[str]) -> None:
-    """Remount everything else read-only: a submission cannot rewrite the course, the venv or a later grader's files.
-
-    The root file system must succeed; an exotic mount elsewhere that refuses is left as it is.
-    """
-    for point in _mount_points():
-        if point in writable or point.startswith(("/proc", "/sys", "/dev")):
-            continue
-        try:
-            _mount("-o", "remount,bind,ro", point)
-        except subprocess.CalledProcessError:
-            if point == "/" or Path(sys.prefix).is_relative_to(point) or Path(__file__).is_relative_to(point):
-                raise
+def _build_root(read: list[Path], write: list[Path], tmp_mb: int) -> None:
+    """The sandbox's whole file system: a tmpfs with the allowed paths bound into it."""
+    _mount("-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(NEW_ROOT))
+    for folder, options in (("tmp", f"size={tmp_mb}m,mode=1777"), ("dev", "size=1m,mode=0755")):
+        (NEW_ROOT / folder).mkdir()
+        _mount("-t", "tmpfs", "-o", options, "tmpfs", str(NEW_ROOT / folder))
+    for name in SYSTEM:
+        path = Path(name)
+        if path.is_symlink():  # merged /usr: /bin -> usr/bin
+            (NEW_ROOT / name.lstrip("/")).symlink_to(os.readlink(path))
+        elif path.is_dir():
+            _bind(path)
+    for path in [*needed_paths(), *read]:
+        if not str(path.resolve()).startswith(SYSTEM):
+            _bind(path.resolve())
+    for path in write:
+        _bind(path.resolve(), writable=True)
+    for device in [*DEVICES, *(p.name for p in Path("/dev").glob("nvidia*") if p.is_char_device())]:
+        _bind(Path("/dev") / device, writable=True)
+    (NEW_ROOT / "dev/shm").mkdir()
+    _mount("-t", "tmpfs", "-o", f"size={max(64, tmp_mb // 4)}m,mode=1777", "tmpfs", str(NEW_ROOT / "dev/shm"))
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        (NEW_ROOT / "dev" / name).symlink_to(target)
+    (NEW_ROOT / "proc").mkdir()
+    _mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", str(NEW_ROOT / "proc"))
+    _mount("--bind", str(NEW_ROOT / "proc/sys"), str(NEW_ROOT / "proc/sys"))
+    _mount("-o", "remount,bind,ro", str(NEW_ROOT / "proc/sys"))
+    (NEW_ROOT / "sys").mkdir()
+    _mount("-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(NEW_ROOT / "sys"))
+    _mount("-o", "remount,ro", str(NEW_ROOT))
 
 
 def _set_limits(memory_gb: float) -> None:
-    """Heap and anonymous memory (skipped on a GPU, where the supervisor's watch suffices), file size, no cores."""
+    """Heap and anonymous memory (skipped on a GPU, where the supervisor's watch suffices), files, processes."""
     if memory_gb > 0 and not _uses_gpu():
         limit = int(memory_gb * GIB)
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # not RLIMIT_AS: torch maps GBs it never uses
     resource.setrlimit(resource.RLIMIT_FSIZE, (GIB, GIB))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
 
 
 def _uses_gpu() -> bool:
@@ -131,52 +154,89 @@ def _scrubbed_environment(home: Path) -> dict[str, str]:
     """Only what a kernel needs; nothing that names the grader's files, tokens or proxies."""
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env.update(HOME=str(home), TMPDIR=str(home), MPLCONFIGDIR=str(home / ".matplotlib"), MPLBACKEND="Agg",
-               RESIDUAL_COURSE_DATA=str(home / ".no-data-cache"), PYTHONDONTWRITEBYTECODE="1")
+               PYTHONDONTWRITEBYTECODE="1", RESIDUAL_COURSE_DATA=os.environ.get("RESIDUAL_COURSE_SANDBOX_DATA",
+                                                                                str(home / ".no-data-cache")))
     return env
 
 
 def _enter(args: argparse.Namespace) -> None:
-    """Inside the new namespaces: network, mounts, limits, environment, then drop capabilities and exec."""
+    """Inside the new namespaces: network, the new root, limits, environment, then drop to nobody and exec."""
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-    _private_tmp_hide_and_keep([Path(p) for p in args.hide], [Path(p) for p in args.keep])
-    _run(args, drop=["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs",
-                     "--"])
+    for path in args.write:
+        _own(Path(path))
+    _build_root([Path(p) for p in args.read], [Path(p) for p in args.write], args.tmp_mb)
+    os.chroot(NEW_ROOT)
+    home = Path("/tmp/submission")
+    home.mkdir(parents=True)
+    (home / ".no-data-cache").mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    os.chown(home / ".no-data-cache", NOBODY, NOBODY)
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--bounding-set=-all",
+            "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--"]
+    _run(args, home, drop)
 
 
-def _run(args: argparse.Namespace, drop: list[str]) -> None:
-    """Limits, a fresh home (the working folder), the scrubbed environment; then become the command."""
-    home = Path(args.workdir) if args.workdir else Path("/tmp/submission")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".no-data-cache").mkdir(exist_ok=True)
+def _own(path: Path) -> None:
+    """Hand a writable path (the kernel's runtime folder, with its connection file) to nobody."""
+    for entry in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chown(entry, NOBODY, NOBODY, follow_symlinks=False)
+        if entry.is_dir():
+            entry.chmod(stat.S_IRWXU)
+
+
+def _run(args: argparse.Namespace, home: Path, drop: list[str]) -> None:
+    """Limits, the fresh home as working folder, the scrubbed environment; then become the command."""
     os.chdir(home)
     _set_limits(args.memory_gb)
     command = [*drop, *args.command]
     os.execvpe(command[0], command, _scrubbed_environment(home))
 
 
+def _wrap(args: argparse.Namespace) -> None:
+    """Run a trusted program in its own PID and mount namespaces, with a tmpfs for the kernel's sockets."""
+    runtime = Path(args.runtime)
+    if os.environ.get(INSIDE) != "wrapped":
+        if not namespaces_available():
+            os.execvp(args.command[0], args.command)
+        os.environ[INSIDE] = "wrapped"
+        argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
+        os.execvp("unshare", ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
+                              "--propagation", "private", "--", *argv])
+    os.environ.pop(INSIDE)
+    runtime.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(runtime))
+    os.execvp(args.command[0], args.command)
+
+
 def main() -> None:
     """Re-run inside fresh namespaces when possible, then set everything up there and exec the command."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hide", action="append", default=[], help="a path the command must not see")
-    parser.add_argument("--keep", action="append", default=[], help="a path under a hidden one that stays visible")
-    parser.add_argument("--memory-gb", type=float, default=6.0, help="address-space limit of the command (0: none)")
-    parser.add_argument("--workdir", help="the command's home and working folder (default: a private /tmp folder)")
+    parser.add_argument("--read", action="append", default=[], help="an extra path the command may read")
+    parser.add_argument("--write", action="append", default=[], help="a path the command may write (sockets)")
+    parser.add_argument("--memory-gb", type=float, default=6.0, help="data-memory limit of the command (0: none)")
+    parser.add_argument("--tmp-mb", type=int, default=1024, help="size of the private /tmp, in MiB")
+    parser.add_argument("--wrap", action="store_true", help="run a trusted program whose leftovers die with it")
+    parser.add_argument("--runtime", help="with --wrap: the folder that becomes a small private tmpfs")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command[:1] == ["--"]:
         args.command = args.command[1:]
     if not args.command:
         parser.error("no command given after --")
-    if os.environ.get(INSIDE) == "namespaces":
+    if args.wrap:
+        _wrap(args)
+    elif os.environ.get(INSIDE) == "namespaces":
         _enter(args)
     elif namespaces_available():
         os.environ[INSIDE] = "namespaces"
         argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-        os.execvp("unshare", ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--", *argv])
+        os.execvp("unshare", [*UNSHARE, "--", *argv])
     else:
         print("isolate: cannot create namespaces here (needs root): running with limits and a scrubbed environment "
               "only, without network or file-system isolation", file=sys.stderr)
-        _run(args, drop=[])
+        home = Path(os.environ.get("TMPDIR", "/tmp")) / f"submission-{os.getpid()}"
+        home.mkdir(parents=True, exist_ok=True)
+        _run(args, home, drop=[])
 
 
 if __name__ == "__main__":
