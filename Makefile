@@ -73,22 +73,20 @@ release: $(STAMP)  ## regenerate lessons/ from solutions/ with nbgrader
 	for a in $(ASSIGNMENTS); do ($(NBGRADER) generate_assignment $$a --force) || exit 1; done
 
 PATTERN ?= auto
-MAX_MB ?= 50
 
 collect: $(STAMP)  ## unpack a course platform's zip: A=<assignment> ZIP=<download> [PATTERN=canvas|moodle|plain] [FORCE=1]
 	@test -n "$(A)" -a -n "$(ZIP)" || { echo "usage: make collect A=<assignment> ZIP=<submissions.zip>" \
-		"[PATTERN=auto|canvas|moodle|plain|<regex with (?P<student>...)>] [FORCE=1] [MAX_MB=$(MAX_MB)]"; exit 2; }
-	$(BIN)/python autograder/collect.py "$(ZIP)" "$(A)" --root "$(GRADING_ROOT)" --pattern '$(PATTERN)' \
-		--max-mb "$(MAX_MB)" $(if $(filter 1,$(FORCE)),--force)
+		"[PATTERN=auto|canvas|moodle|plain|<regex with (?P<student>...)>] [FORCE=1] [MAX_MB=<MB>]"; exit 2; }
+	$(BIN)/python -m autograder.grading.collect "$(ZIP)" "$(A)" --root "$(GRADING_ROOT)" --pattern '$(PATTERN)' \
+		$(if $(MAX_MB),--max-mb "$(MAX_MB)") $(if $(filter 1,$(FORCE)),--force)
 
 J ?= 1
-WALL ?= 600
-MEMORY_GB ?= 6
 
 autograde: $(STAMP)  ## grade submitted/<student>/$(A)/: isolated, J=<n> at once, report.csv [REQUIRE_GPU=1]
-	@test -n "$(A)" || { echo "usage: make autograde A=<assignment> [J=2] [WALL=600] [MEMORY_GB=6] [REQUIRE_GPU=1]," \
+	@test -n "$(A)" || { echo "usage: make autograde A=<assignment> [J=2] [WALL=<seconds>] [MEMORY_GB=<GiB>] [REQUIRE_GPU=1]," \
 		"one of: $(ASSIGNMENTS)"; exit 2; }
-	$(BIN)/python -m autograder.grading $(A) --jobs $(J) --wall $(WALL) --memory-gb $(MEMORY_GB) \
+	$(BIN)/python -m autograder.grading $(A) --jobs $(J) $(if $(WALL),--wall $(WALL)) \
+		$(if $(MEMORY_GB),--memory-gb $(MEMORY_GB)) \
 		$(if $(filter 1,$(REQUIRE_GPU)),--require-gpu) $(if $(STUDENTS),--students $(STUDENTS))
 
 feedback: $(STAMP)  ## write HTML feedback for $(A) into autograder/feedback/
@@ -99,7 +97,7 @@ grades: $(STAMP)  ## export the gradebook to autograder/grades.csv
 	$(NBGRADER) export --to $(GRADING_ROOT)/grades.csv
 
 gpu-check: $(STAMP)  ## run every check and hidden test on the GPU and say what ran where
-	$(BIN)/python autograder/gpu_check.py
+	$(BIN)/python -m autograder.grading.gpu_check
 
 bench: $(STAMP)  ## time fit() against a textbook loop, widget redraws, autograding (and a GPU's): benchmarks/results.md
 	$(BIN)/python benchmarks/bench.py

@@ -7,6 +7,8 @@ c = get_config()  # noqa: F821  (nbgrader injects get_config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPOSITORY = os.path.dirname(HERE)
+sys.path.insert(0, REPOSITORY)
+from autograder.grading import limits  # noqa: E402
 
 c.CourseDirectory.course_id = "residual-course"
 # Work folders (submitted/, autograded/, feedback/, the sqlite gradebook) live here, or under GRADING_ROOT if set.
@@ -27,26 +29,36 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # Stubs raise, so an untouched exercise fails its checks loudly instead of passing silently.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
-c.ClearSolutions.begin_solution_delimeter = "BEGIN SOLUTION"
-c.ClearSolutions.end_solution_delimeter = "END SOLUTION"
-c.ClearHiddenTests.begin_test_delimeter = "BEGIN HIDDEN TESTS"
-c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
+c.ClearSolutions.begin_solution_delimeter = limits.SOLUTION_BEGIN
+c.ClearSolutions.end_solution_delimeter = limits.SOLUTION_END
+c.ClearHiddenTests.begin_test_delimeter = limits.HIDDEN_TESTS_BEGIN
+c.ClearHiddenTests.end_test_delimeter = limits.HIDDEN_TESTS_END
 # Released notebooks carry no outputs, so git diffs stay readable.
 c.ClearOutput.enabled = True
 
 # Autograding runs in fast mode (nbgrader sets NBGRADER_EXECUTION): a lesson takes well under a minute on a CPU.
-c.Execute.timeout = 180
+c.Execute.timeout = limits.CELL_SECONDS
 c.Execute.startup_timeout = 120
 c.Execute.interrupt_on_timeout = True
+# ...with its output bounded in bytes (a kernel that prints a gigabyte gets a line saying it was cut).
+from nbgrader.converters import Autograde  # noqa: E402
+from nbgrader.preprocessors import Execute  # noqa: E402
 
-# Feedback shows the students which hidden test failed and its message, not the hidden tests' code.
-sys.path.insert(0, REPOSITORY)
+from autograder.grading.execute import CappedExecute  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [CappedExecute if step is Execute else step
+                                       for step in Autograde.class_traits()["autograde_preprocessors"].default()]
+
+# Feedback: the trusted decision's output for each test cell (pipeline.py), hidden tests' code never, math as
+# MathML (offline), each check once and named in the summary (autograder/grading/feedback.py and its template).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from autograder.grading.feedback import HideHiddenTests  # noqa: E402
+from autograder.grading.feedback import TEMPLATES, HideHiddenTests, ReadableFeedback  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ReadableFeedback, CSSHTMLHeaderPreprocessor]
+c.HTMLExporter.template_name = "course_feedback"
+c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
 
 # `make grades`: grades.csv with each row's status and reason from report.csv; no silent zero for ungraded work.
 from autograder.grading.export import CsvWithStatusExport  # noqa: E402

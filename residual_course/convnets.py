@@ -83,10 +83,11 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) 
 
     was_training = model.training
     device = next(model.parameters()).device
+    inputs = torch.zeros(input_shape, device=device)
     try:
-        with forward_hooks(model, (nn.Conv2d, nn.Linear), make_hook), torch.no_grad():
+        with forward_hooks(model, (nn.Conv2d, nn.Linear), make_hook, inputs), torch.no_grad():
             model.eval()
-            model(torch.zeros(input_shape, device=device))
+            model(inputs)
     finally:
         model.train(was_training)
     return total

@@ -83,7 +83,7 @@ def activation_stats(model: nn.Module, inputs: Tensor) -> list[ActivationStats]:
 
         return hook
 
-    with forward_hooks(model, tuple(_SATURATION_TESTS), make_hook), torch.no_grad():
+    with forward_hooks(model, tuple(_SATURATION_TESTS), make_hook, inputs), torch.no_grad():
         model(inputs)
     return stats
 

@@ -20,10 +20,22 @@ class Call:
     input_min: float
 
 
+def learn_layers(model: nn.Module, inputs: Tensor) -> None:
+    """Show the model its inputs first: the grader's copy of a learner's module knows its layers only once it has
+    traced a forward pass (it is rebuilt from the exported graph), so hooks must wait until then."""
+    prepare = getattr(model, "prepare_for", None)
+    if callable(prepare):
+        prepare(inputs)
+
+
 @contextlib.contextmanager
 def forward_hooks(model: nn.Module, types: tuple[type[nn.Module], ...],
-                  make_hook: Callable[[str, nn.Module], Callable[..., None]]) -> Iterator[None]:
-    """Attach make_hook(name, module) to every submodule of the given types, and always detach them after."""
+                  make_hook: Callable[[str, nn.Module], Callable[..., None]], inputs: Tensor | None = None
+                  ) -> Iterator[None]:
+    """Attach make_hook(name, module) to every submodule of the given types (once `inputs` showed the model its
+    layers), and always detach them after."""
+    if inputs is not None:
+        learn_layers(model, inputs)
     handles = [m.register_forward_hook(make_hook(name, m)) for name, m in model.named_modules() if isinstance(m, types)]
     try:
         yield
@@ -43,7 +55,7 @@ def trace_forward(model: nn.Module, inputs: Tensor, types: tuple[type[nn.Module]
 
         return record
 
-    with forward_hooks(model, types, make_hook), torch.no_grad():
+    with forward_hooks(model, types, make_hook, inputs), torch.no_grad():
         model(inputs)
     return calls
 

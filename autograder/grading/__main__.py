@@ -9,39 +9,55 @@ import time
 from pathlib import Path
 
 from autograder.grading import isolate
-from autograder.grading.batch import REPOSITORY, Settings, db_url_for, grade_all, summary, write_report
+from autograder.grading.batch import grade_all, submitted_students
+from autograder.grading.limits import MEMORY_GB, WALL_SECONDS
+from autograder.grading.report import summary, write_report
+from autograder.grading.settings import REPOSITORY, Settings, db_url_for
 
 
 def main() -> int:
-    """Parse the options, apply the GPU policy, grade the batch, write report.csv and print the summary."""
+    """Check what the instructor asked for, apply the GPU policy, grade, write report.csv and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("assignment", help="a folder of solutions/, e.g. 04_residual_blocks")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
-    parser.add_argument("--wall", type=float, default=600, help="seconds allowed for a whole notebook (default 600)")
-    parser.add_argument("--memory-gb", type=float, default=6, help="memory allowed per submission (default 6 GiB)")
+    parser.add_argument("--wall", type=float, default=WALL_SECONDS, help="seconds for a whole notebook")
+    parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="memory per submission (GiB)")
     parser.add_argument("--require-gpu", action="store_true", help="refuse to grade unless a CUDA GPU is visible")
     parser.add_argument("--students", help="comma-separated student ids (default: every submission)")
     args = parser.parse_args()
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader, alembic
-    if not (REPOSITORY / "solutions" / args.assignment).is_dir():
-        known = ", ".join(sorted(p.name for p in (REPOSITORY / "solutions").glob("[0-9]*")))
-        print(f"No assignment {args.assignment!r}: choose one of {known}.")
+    known = sorted(p.name for p in (REPOSITORY / "solutions").glob("[0-9]*"))
+    if args.assignment not in known:
+        print(f"No assignment {args.assignment!r}: choose one of {', '.join(known)}.")
         return 2
     root = Path(os.environ.get("GRADING_ROOT") or REPOSITORY / "autograder").resolve()
+    if not root.is_dir():
+        print(f"GRADING_ROOT={root} does not exist: create it (with submissions under submitted/) or unset it.")
+        return 2
     gpus = _gpus(args.require_gpu)
     if gpus is None:
         return 3
     isolated = isolate.namespaces_available()
     if not isolated:
-        print("Warning: this machine does not allow network, mount and PID namespaces here (run as root on Linux);"
-              " submissions run with time and memory limits only.")
+        print("Warning: this machine does not allow namespaces here (run as root on Linux); submissions run with "
+              "time and memory limits only, without the sandbox.")
     settings = Settings(args.assignment, root, db_url_for(root), max(1, args.jobs), args.wall, args.memory_gb, gpus,
                         isolated)
+    everyone = submitted_students(settings)
+    wanted = [s for s in (args.students or "").split(",") if s]
+    unknown = sorted(set(wanted) - set(everyone))
+    if unknown:
+        print(f"No submission of {args.assignment} for {', '.join(unknown)} under {root / 'submitted'}.")
+        return 2
+    students = wanted or everyone
+    if not students:
+        print(f"Nothing to grade: {root / 'submitted'} holds no {args.assignment} submission; run make collect "
+              f"A={args.assignment} ZIP=<download> first (or copy notebooks to submitted/<student>/"
+              f"{args.assignment}/).")
+        return 2
     start = time.perf_counter()
-    students = [s for s in (args.students or "").split(",") if s]
     outcomes = grade_all(settings, students)
-    report = write_report(settings, outcomes)
-    print(summary(settings, outcomes, time.perf_counter() - start))
+    report = write_report(root, args.assignment, outcomes)
+    print(summary(args.assignment, settings.jobs, outcomes, time.perf_counter() - start))
     print(f"report: {report}")
     return 0
 
@@ -60,4 +76,5 @@ def _gpus(required: bool) -> int | None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.exit(main())

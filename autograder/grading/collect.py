@@ -13,7 +13,12 @@ import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
+
+from autograder.grading.limits import MAX_SUBMISSION_MB
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Each preset is a regex matched against the whole path inside the zip; its `student` group names the student.
 PRESETS = {
@@ -25,7 +30,6 @@ PRESETS = {
     "plain": r"(?P<student>[^/]+?)(?:/(?:[^/]+/)*[^/]+)?\.ipynb",
 }
 AUTO = "auto"  # the first preset, in the order above, that matches any notebook of the zip
-MAX_MB = 50
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -104,10 +108,15 @@ def choose_pattern(pattern: str, paths: list[str]) -> tuple[str, re.Pattern[str]
 
 
 def collect(zip_path: Path, assignment: str, root: Path, pattern: str = AUTO, force: bool = False,
-            max_bytes: int = MAX_MB * 2**20) -> Report:
-    """Copy each student's newest notebook in the zip to root/submitted/<student>/<assignment>/<assignment>.ipynb."""
-    if not SAFE_NAME.fullmatch(assignment):
-        raise ValueError(f"assignment {assignment!r} is not a folder name (letters, digits, '_', '.', '-')")
+            max_bytes: int = MAX_SUBMISSION_MB * 2**20) -> Report:
+    """Copy each student's newest notebook in the zip to root/submitted/<student>/<assignment>/<assignment>.ipynb.
+
+    Beside it goes timestamp.txt, the entry's time in the zip (when the platform received it), which nbgrader
+    reads to apply late penalties.
+    """
+    known = sorted(p.name for p in (REPOSITORY / "solutions").glob("[0-9]*") if p.is_dir())
+    if assignment not in known:
+        raise ValueError(f"no assignment {assignment!r}: choose one of {', '.join(known)}")
     report = Report()
     try:
         archive = zipfile.ZipFile(zip_path)
@@ -173,18 +182,20 @@ def collect_student(archive: zipfile.ZipFile, student: str, entries: list[tuple[
         part = target.with_name(target.name + ".part")
         part.write_bytes(data)
         os.replace(part, target)
+        (target.parent / "timestamp.txt").write_text(f"{datetime(*info.date_time):%Y-%m-%d %H:%M:%S}\n")
         report.collected[student] = info.filename
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python autograder/collect.py ZIP ASSIGNMENT [--root R] [--pattern P] [--force] [--max-mb N]."""
+    """Command line: python -m autograder.grading.collect ZIP ASSIGNMENT [--root R] [--pattern P] [--force]
+    [--max-mb N]; exits 1 when nothing was collected."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("zip", type=Path, help="the zip downloaded from the course platform")
     parser.add_argument("assignment", help="assignment folder name, e.g. 04_residual_blocks")
-    parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADING_ROOT") or Path(__file__).parent))
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADING_ROOT") or REPOSITORY / "autograder"))
     parser.add_argument("--pattern", default=AUTO, help=f"{AUTO}, {', '.join(PRESETS)}, or a regex with (?P<student>)")
     parser.add_argument("--force", action="store_true", help="replace submissions that are already there")
-    parser.add_argument("--max-mb", type=float, default=MAX_MB, help="skip notebooks larger than this")
+    parser.add_argument("--max-mb", type=float, default=MAX_SUBMISSION_MB, help="skip notebooks larger than this")
     args = parser.parse_args(argv)
     try:
         report = collect(args.zip, args.assignment, args.root, args.pattern, args.force, int(args.max_mb * 2**20))
@@ -192,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collect: {error}", file=sys.stderr)
         return 2
     print("\n".join(report.lines()))
+    if not report.collected:
+        print(f"collect: nothing was collected from {args.zip} (see the reasons above): no submission is ready to "
+              "grade", file=sys.stderr)
+        return 1
     return 0
 
 

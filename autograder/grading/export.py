@@ -11,10 +11,9 @@ from pathlib import Path
 
 from nbgrader.plugins import CsvExportPlugin
 
-from autograder.grading.batch import CRASHED, GRADED, TIMEOUT
-from autograder.grading.preflight import MALFORMED, MANUAL
+from autograder.grading.report import read_report
+from autograder.grading.status import Status
 
-UNSCORED = (MALFORMED, MANUAL, TIMEOUT, CRASHED)  # a person must look: the row carries no score
 NOT_SUBMITTED = "not submitted"
 
 
@@ -25,34 +24,28 @@ class CsvWithStatusExport(CsvExportPlugin):
         """Write nbgrader's rows, then add the report's status to each and the rows the gradebook never saw."""
         super().export(gradebook)
         path = Path(self.to or "grades.csv")
-        report = _report_rows(path.with_name("report.csv"))
+        report = {(row["assignment"], row["student_id"]): row for row in read_report(path.parent)}
         with path.open() as handle:
             rows = list(csv.DictReader(handle))
-        fields = [*rows[0].keys(), "status", "reason"] if rows else ["assignment", "student_id", "score",
-                                                                      "max_score", "status", "reason"]
+        fields = [*rows[0].keys(), "status", "reason", "review"] if rows else [
+            "assignment", "student_id", "score", "max_score", "status", "reason", "review"]
         for row in rows:
             reported = report.pop((row["assignment"], row["student_id"]), None)
             if reported is None:
-                row["status"] = GRADED if row["timestamp"] else NOT_SUBMITTED
-                row["reason"] = ""
+                row["status"] = Status.GRADED if row["timestamp"] else NOT_SUBMITTED
+                row["reason"] = row["review"] = ""
                 continue
             row["status"], row["reason"] = reported["status"], reported["reason"]
-            if reported["status"] in UNSCORED:
+            row["review"] = reported.get("review", "")
+            if not Status(reported["status"]).keeps_score:
                 row["raw_score"] = row["score"] = ""
         for (assignment, student), reported in sorted(report.items()):  # never in the gradebook (malformed ones)
             if (not self.assignment or assignment in self.assignment) and (not self.student or student in self.student):
                 rows.append({"assignment": assignment, "student_id": student, "score": "",
                              "max_score": str(float(reported["max_score"])), "status": reported["status"],
-                             "reason": reported["reason"]})
+                             "reason": reported["reason"], "review": reported.get("review", "")})
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fields, restval="")
             writer.writeheader()
             writer.writerows(rows)
 
-
-def _report_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
-    """report.csv by (assignment, student); empty when no batch has run."""
-    if not path.exists():
-        return {}
-    with path.open() as handle:
-        return {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}

@@ -13,7 +13,7 @@ import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 CHECK_LINE = re.compile(r"^Checking (.+) on (.+)$", re.MULTILINE)
 
 

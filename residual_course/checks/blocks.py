@@ -15,6 +15,7 @@ from residual_course.checks.subjects import (
     build,
     expect_batchnorm_modes,
     expect_device_and_gradient,
+    expect_every_parameter_matters,
     name_of,
     random_tensor,
     run,
@@ -202,6 +203,16 @@ def _device_property(factory: BlockFactory, same: tuple[int, int, int]) -> Prope
                     lambda d: _expect_device_and_gradient(factory, same, d))
 
 
+def _every_parameter_property(factory: BlockFactory, changed: tuple[int, int, int]) -> Property:
+    """Every layer a block creates takes part, projection included (a shape-changing block has them all)."""
+    def test(device: torch.device) -> None:
+        call = _call(factory, changed)
+        block = build(factory, *changed, device=device, call=call)
+        expect_every_parameter_matters(block, random_tensor(device, 4, changed[0], 8, 8), call, _run)
+
+    return Property("every parameter", "every layer it creates takes part (gets a gradient, changes the output)", test)
+
+
 def _post_activation_properties(factory: BlockFactory, same: tuple[int, int, int]) -> list[Property]:
     """What BasicBlock and Bottleneck share: ReLU after the add, BatchNorm modes, device and gradient."""
     return [
@@ -241,6 +252,7 @@ def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Pr
         Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
         *_post_activation_properties(factory, same),
+        _every_parameter_property(factory, (c, 2 * c, 2)),
     ]
 
 
@@ -268,6 +280,7 @@ def bottleneck_properties(factory: BlockFactory, mid_channels: int = 8) -> list[
         Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
                  projection),
         *_post_activation_properties(factory, same),
+        _every_parameter_property(factory, (2 * m, 2 * m, 2)),
     ]
 
 
@@ -304,6 +317,7 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
                  activation_before_convs),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
         _device_property(factory, same),
+        _every_parameter_property(factory, (c, 2 * c, 2)),
     ]
 
 

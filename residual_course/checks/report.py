@@ -50,6 +50,9 @@ def describe_error(error: BaseException) -> str:
     """Turn an exception raised by learner code into one sentence that points at the learner's line."""
     if isinstance(error, NotImplementedError):
         return "not implemented yet: replace `raise NotImplementedError()` in the cell marked # YOUR CODE HERE"
+    remote_line = getattr(error, "remote_line", "")  # raised by the learner's code in the grader's sandbox
+    if remote_line:
+        return f"your code raised {getattr(error, 'remote_type', type(error).__name__)}: {error} (at `{remote_line}`)"
     frames = traceback.extract_tb(error.__traceback__)
     where = ""
     for frame in reversed(frames):
@@ -60,7 +63,11 @@ def describe_error(error: BaseException) -> str:
 
 
 def run_properties(subject: str, properties: Sequence[Property], only: str | Sequence[str] | None = None) -> None:
-    """Check each property on the course's device, print PASS/FAIL lines, raise CheckFailed if any failed."""
+    """Check each property on the course's device, print PASS/FAIL lines, raise CheckFailed if any failed.
+
+    A FAIL line names the property; the line under it says what broke and how to fix it. An exercise that is
+    not written yet is said so once, not once per property.
+    """
     selected = _select(properties, only)
     device = get_device()
     where = "cuda" if device.type == "cuda" else "cpu (no GPU found)"
@@ -72,10 +79,13 @@ def run_properties(subject: str, properties: Sequence[Property], only: str | Seq
                 prop.test(device)
             except PropertyFailed as failure:
                 failures.append(prop.key)
-                print(f"  FAIL  {prop.description}: {failure}")
+                print(f"  FAIL  {prop.description}\n        {failure}")
+            except NotImplementedError as error:
+                print(f"  FAIL  {describe_error(error)}")
+                raise CheckFailed(f"{subject} is not implemented yet") from None
             except Exception as error:  # learner code may raise anything; report it as a sentence
                 failures.append(prop.key)
-                print(f"  FAIL  {prop.description}: {describe_error(error)}")
+                print(f"  FAIL  {prop.description}\n        {describe_error(error)}")
             else:
                 print(f"  PASS  {prop.description}")
     if failures:

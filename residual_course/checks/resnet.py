@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.convnets import count_parameters
-from residual_course.probes import Call, trace_forward
+from residual_course.probes import Call, learn_layers, trace_forward
 
 Factory = Callable[..., nn.Module]
 IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -383,6 +383,7 @@ def _run_stem(model: nn.Module, inputs: Tensor, call: str) -> tuple[list[Call], 
         raise _ReachedBlock(args[0])
 
     layers = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    learn_layers(model, inputs)
     handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, layers)]
     handles += [m.register_forward_pre_hook(stop) for m in model.modules() if isinstance(m, ProbeBlock)]
     try:

@@ -102,3 +102,33 @@ def expect_batchnorm_modes(module: nn.Module, inputs: Tensor, call: str, batchno
     if not torch.allclose(*evaluated, atol=1e-5):
         raise PropertyFailed(f"in eval() mode one example's output of {call} still depends on the rest of the batch: "
                              f"use {batchnorm}, which switches to its running statistics in eval mode")
+
+
+def expect_every_parameter_matters(module: nn.Module, inputs: Tensor, call: str, forward: Forward = run) -> None:
+    """Each parameter gets a gradient and, nudged, changes the output: none was created and then left idle."""
+    named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if not named:
+        return
+    module.train()
+    weights = random_tensor(inputs.device, *forward(module, inputs, call).shape, seed=7)
+    output = forward(module, inputs, call)
+    grads = torch.autograd.grad((output * weights).sum(), [p for _, p in named], allow_unused=True)
+    idle = [name for (name, _), grad in zip(named, grads, strict=True)
+            if grad is None or not torch.isfinite(grad).all() or grad.abs().sum() == 0]
+    with torch.no_grad():
+        module.eval()
+        before = forward(module, inputs, call)
+        for name, parameter in named:
+            if name in idle:
+                continue
+            saved = parameter.detach().clone()
+            parameter.add_(random_tensor(inputs.device, *parameter.shape, seed=11) * (saved.abs().mean() + 0.1))
+            changed = not torch.allclose(forward(module, inputs, call), before, atol=1e-6)
+            parameter.copy_(saved)
+            if not changed:
+                idle.append(name)
+    if idle:
+        owners = list(dict.fromkeys(name.rpartition(".")[0] or name for name in idle))
+        raise PropertyFailed(f"in {call} the parameters of {', '.join(owners)} take no part in the output (no "
+                             f"gradient reaches them, or changing them changes nothing): call every layer you create "
+                             "in forward, each exactly where the diagram puts it")

@@ -1,0 +1,73 @@
+"""Answer cells that reach for the machinery a grader could be fooled with get a `review` flag (never a verdict).
+
+The score comes from the trusted decision whatever an answer does; this only tells the instructor where to look:
+frame introspection, the garbage collector, code objects, trace and profile hooks, ctypes, IPython's hooks and
+transformers, tensor subclass dispatch, and rewriting modules' or builtins' attributes.
+"""
+
+from __future__ import annotations
+
+import ast
+
+SUSPICIOUS_MODULES = {"gc": "the garbage collector", "ctypes": "ctypes", "inspect": "frame introspection",
+                      "dis": "bytecode", "builtins": "the builtins module", "importlib": "importlib"}
+SUSPICIOUS_CALLS = {"_getframe": "frame introspection", "settrace": "a trace hook", "setprofile": "a profile hook",
+                    "currentframe": "frame introspection", "get_referrers": "the garbage collector",
+                    "get_objects": "the garbage collector", "set_custom_exc": "IPython's exception handler",
+                    "register_magic_function": "an IPython magic"}
+SUSPICIOUS_ATTRIBUTES = {"__code__": "code-object assignment", "__torch_function__": "tensor dispatch",
+                         "__torch_dispatch__": "tensor dispatch", "f_back": "frame introspection",
+                         "f_globals": "frame introspection", "f_locals": "frame introspection",
+                         "input_transformers_cleanup": "IPython's input transformers",
+                         "input_transformers_post": "IPython's input transformers",
+                         "ast_transformers": "IPython's AST transformers", "events": "IPython's event hooks",
+                         "__globals__": "a function's globals", "__builtins__": "the builtins"}
+
+
+def review_reasons(sources: dict[str, str]) -> list[str]:
+    """One reason per answer cell (by grade id) and construct found in it, in cell order."""
+    reasons = []
+    for gid, source in sources.items():
+        found = _constructs(source)
+        if found:
+            reasons.append(f"'{gid}' uses {', '.join(found)}")
+    return reasons
+
+
+def _constructs(source: str) -> list[str]:
+    """What suspicious constructs a cell's code contains (an unparsable cell has none: it fails on its own)."""
+    try:
+        tree = ast.parse(_without_magics(source))
+    except SyntaxError:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [SUSPICIOUS_MODULES[n.split(".")[0]] for n in names if n.split(".")[0] in SUSPICIOUS_MODULES]
+        elif isinstance(node, ast.Attribute):
+            if node.attr in SUSPICIOUS_CALLS:
+                found.append(SUSPICIOUS_CALLS[node.attr])
+            elif node.attr in SUSPICIOUS_ATTRIBUTES:
+                found.append(SUSPICIOUS_ATTRIBUTES[node.attr])
+            elif isinstance(node.ctx, ast.Store) and _rooted_in_library(node):
+                found.append(f"assignment to {ast.unparse(node)}")
+        elif isinstance(node, ast.Name) and node.id in SUSPICIOUS_ATTRIBUTES:
+            found.append(SUSPICIOUS_ATTRIBUTES[node.id])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval",
+                                                                                                 "compile"):
+            found.append(f"{node.func.id}()")
+    return list(dict.fromkeys(found))
+
+
+def _rooted_in_library(node: ast.Attribute) -> bool:
+    """`torch.x = ...`, `F.relu = ...`, `np.allclose = ...`, `residual_course.checks.y = ...`."""
+    while isinstance(node.value, ast.Attribute):
+        node = node.value
+    return isinstance(node.value, ast.Name) and node.value.id in ("torch", "nn", "F", "np", "numpy", "rc",
+                                                                   "residual_course", "builtins", "sys", "os")
+
+
+def _without_magics(source: str) -> str:
+    """IPython lines (%pip, !ls) are not Python: leave them out of the parse."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
