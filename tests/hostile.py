@@ -1,4 +1,8 @@
-"""A class of broken and hostile lesson-04 submissions, each with the score and status grading must give it."""
+"""A class of broken and hostile lesson-04 submissions, each with the score and status grading must give it.
+
+Most attacks sit on a wrong BasicBlock (the ReLU before the addition, worth 2 of 18 points): whatever else the
+notebook does, it must end with at most the 16 points an honest student with that mistake gets.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ class Submission:
     """What the student handed in, and what the batch must report for it."""
 
     build: Callable[[], str]  # the file's text
-    score: float
-    status: str
+    score: float  # the score; for an attack (exact=False), the most it may earn: its mistake's honest score
+    status: str  # the status, or several separated by "|" where either is right
     reason: str = ""  # a fragment the report's reason must contain
+    exact: bool = True
 
 
 def _text(notebook: nbformat.NotebookNode) -> str:
@@ -89,6 +94,242 @@ def _malformed() -> str:
     return _text(_solved())[:5000]
 
 
+def _replaced(cell_id: str, source: str) -> Callable[[], str]:
+    """A solved notebook whose answer cell is written another way."""
+    def build() -> str:
+        notebook = _solved()
+        _cell(notebook, cell_id).source = source
+        return _text(notebook)
+    return build
+
+
+TORCHVISION_STYLE = """
+from torchvision.models import resnet as tv
+
+
+class BasicBlock(tv.BasicBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        downsample = None
+        if stride != 1 or in_channels != out_channels:
+            downsample = nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+        super().__init__(in_channels, out_channels, stride, downsample)
+"""
+TEXTBOOK_STYLE = """
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, input_channels, num_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=stride, bias=False)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1, bias=False)
+        self.conv3 = None
+        if stride != 1 or input_channels != num_channels:
+            self.conv3 = nn.Sequential(nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=stride,
+                                                 bias=False), nn.BatchNorm2d(num_channels))
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+"""
+SEED_STYLE = """
+class BasicBlock(nn.Module):  # the article's ResidualBlock, its super().__init() typo fixed
+    def __init__(self, in_channels, out_channels, stride=1):
+        super(BasicBlock, self).__init__()
+        self.left = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x):
+        out = self.left(x)
+        out += self.shortcut(x)
+        return torch.relu(out)
+"""
+
+# ---------------------------------------------------------------- attacks on the checks, from the student's cells
+SWAP_CHECK_CODE = """
+import residual_course.checks.report as _report
+_report.run_properties.__code__ = (lambda subject, properties, only=None: None).__code__
+"""
+SWAP_TORCH_CODE = """
+import torch.nn.functional as _F
+_F.relu.__code__ = (lambda input, inplace=False: input).__code__  # the checks' relu(x) becomes x
+"""
+TENSOR_SUBCLASS = """
+class _Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+_forward = BasicBlock.forward
+BasicBlock.forward = lambda self, x: _forward(self, x).as_subclass(_Agreeable)
+"""
+LYING_PARAMETERS = """
+_init = BasicBlock.__init__
+
+
+def _init_with_extra(self, in_channels, out_channels, stride=1):
+    _init(self, in_channels, out_channels, stride)
+    self.extra = nn.Parameter(torch.zeros(out_channels))  # a stray parameter: the counts must see it
+
+
+BasicBlock.__init__ = _init_with_extra
+BasicBlock.parameters = lambda self, recurse=True: (p for name, p in self.named_parameters(recurse=recurse)
+                                                    if not name.endswith("extra"))
+"""
+LYING_SHAPE = """
+class _Sized(torch.Tensor):
+    @property
+    def shape(self):
+        return torch.Size([*super().shape[:2], 4, 4]) if super().shape[-1] == 8 and self.is_strided else super().shape
+
+
+_forward = BasicBlock.forward
+BasicBlock.forward = lambda self, x: _forward(self, x).as_subclass(_Sized)
+"""
+RECOGNISES_ZERO_PROBE = """
+_forward = BasicBlock.forward
+
+
+def _forward_unless_probed(self, x):
+    if all(bool((p == 0).all()) for p in self.parameters()):  # the checks zero every weight: act right then
+        return torch.relu(x)
+    return _forward(self, x)
+
+
+BasicBlock.forward = _forward_unless_probed
+"""
+RECOGNISES_CALLER = """
+import sys as _sys
+_forward = BasicBlock.forward
+
+
+def _forward_for_checks(self, x):
+    caller = _sys._getframe(2)
+    if "checks" in caller.f_code.co_filename:  # called by the course's checks: behave
+        return torch.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+    return _forward(self, x)
+
+
+BasicBlock.forward = _forward_for_checks
+"""
+TRACE_HOOK = """
+import sys as _sys
+import types as _types
+
+_identity_F = _types.SimpleNamespace(relu=lambda x, inplace=False: x)
+
+
+def _tracer(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "_expect_zero_branch_gives":
+        frame.f_globals["F"] = _identity_F  # the check's relu(x) becomes x, so a block without it "passes"
+    return None
+
+
+_sys.settrace(_tracer)
+"""
+INPUT_TRANSFORMER = """
+get_ipython().input_transformers_post.append(  # every later cell is rewritten before it runs
+    lambda lines: [line.replace("check_basic_block(", "print(").replace("assert ", "assert True or ")
+                   for line in lines])
+"""
+PATCHES_CHECK_INTERNALS = """
+import residual_course.checks.blocks as _blocks
+_blocks._expect_zero_branch_gives = lambda *args, **kwargs: None
+"""
+SEARCHES_THE_GRADER = """
+import gc as _gc
+for _thing in _gc.get_objects():
+    if isinstance(_thing, dict) and "verdicts" in _thing:
+        _thing["verdicts"] = {key: None for key in _thing["verdicts"]}
+"""
+READS_OTHER_SOLUTIONS = """
+import pathlib as _pathlib
+_found = ""
+for _top in ("/tmp", "/root", "/home", "/work", "/srv", "/opt", "/var", "/mnt"):
+    try:
+        for _path in _pathlib.Path(_top).rglob("04_residual_blocks*.ipynb"):
+            _text = _path.read_text(errors="ignore")
+            if "BEGIN SOLUTION" in _text:
+                _found = _text
+                break
+    except OSError:
+        pass
+    if _found:
+        break
+if _found:
+    import json as _json
+    _source = next("".join(c["source"]) for c in _json.loads(_found)["cells"]
+                   if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "basic-block")
+    exec(_source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+"""
+WRITES_KERNEL_SETTINGS = """
+for _path in ("/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger", "/sys/kernel/mm/transparent_hugepage/enabled"):
+    try:
+        open(_path, "w").write("|/tmp/owned %p")
+    except OSError as _error:
+        print("could not write", _path, _error)
+"""
+LEAVES_SHARED_MEMORY = """
+import ctypes as _ctypes
+from multiprocessing import shared_memory as _shm
+_segment = _shm.SharedMemory(name="residual-course-leftover", create=True, size=1 << 20)
+_libc = _ctypes.CDLL(None)
+_libc.shmget(0x5EED, 1 << 20, 0o1666)  # IPC_CREAT | 0666: a System V segment that outlives its creator
+"""
+FLOODS_ONE_LINE = "import sys\nsys.stdout.write('x' * 200_000_000)\nsys.stdout.flush()"
+FILLS_THE_DISK = """
+import os as _os
+for _folder in ("/tmp", _os.path.expanduser("~"), "."):
+    for _index in range(3):
+        try:
+            with open(_os.path.join(_folder, f"ballast-{_index}"), "wb") as _handle:
+                for _ in range(800):
+                    _handle.write(b"x" * 2**20)
+        except OSError as _error:
+            print("stopped writing:", _error)
+            break
+"""
+ORPHANS_AND_KILLS_PARENT = """
+import os as _os
+import signal as _signal
+import time as _time
+if _os.fork() == 0:  # a grandchild that holds every pipe it inherited and never exits
+    if _os.fork() == 0:
+        _os.setsid()
+        while True:
+            _time.sleep(1)
+    _os._exit(0)
+try:
+    if _os.getppid() > 1:
+        _os.kill(_os.getppid(), _signal.SIGKILL)
+except OSError as _error:
+    print("could not kill the parent:", _error)
+"""
+PRINTS_HIDDEN_TESTS = """
+get_ipython().events.register("pre_run_cell", lambda info: print("LEAKED:", info.raw_cell))
+"""
+
+
 SWALLOW_INTERRUPT = """
 import time
 while True:
@@ -112,27 +353,24 @@ CORPUS: dict[str, Submission] = {
     "solved": Submission(lambda: _text(_solved()), FULL, "graded"),
     "untouched": Submission(lambda: _text(make_submission(ASSIGNMENT, None)), 0, "graded"),
     "mistaken": Submission(lambda: _text(_solved(mistaken=True)), HONEST, "graded"),
-    # verdicts faked from inside the student's cells: the re-check undoes the fake and grades the code
-    # (the lower verdict stands: in the notebook, an allclose that always agrees also fails the two checks that need
-    # it to tell train-mode from eval-mode outputs apart, so this one ends below the honest score)
+    # verdicts faked from inside the student's cells: the trusted decision grades what the code computes
     "patches-torch": Submission(_append("basic-block", "torch.allclose = lambda *a, **k: True\n"
                                         "torch.equal = lambda *a, **k: True", mistaken=True),
-                                HONEST - 2, "tampered", "torch.allclose was replaced"),
+                                HONEST, "graded|tampered", exact=False),
     "patches-builtins-numpy": Submission(_append("basic-block", "import builtins, numpy\n"
                                                  "builtins.all = lambda *a: True\n"
                                                  "numpy.allclose = lambda *a, **k: True", mistaken=True),
-                                         HONEST, "tampered", "builtins.all was replaced"),
+                                         HONEST, "needs manual grading", "could not be exported", exact=False),
     "patches-checks": Submission(_append("basic-block", "import residual_course.checks.report as report\n"
                                          "report.run_properties = lambda *a, **k: None\n"
                                          "check_basic_block = lambda *a, **k: None", mistaken=True),
-                                 HONEST, "tampered", "run_properties was replaced"),
+                                 HONEST, "graded|tampered", exact=False),
     "swallows-exceptions": Submission(_append("basic-block", "get_ipython().set_custom_exc((BaseException,), "
                                               "lambda *a, **k: None)", mistaken=True),
-                                      HONEST, "tampered", "set_custom_exc"),
+                                      HONEST, "graded|tampered", exact=False),
     "changes-environment": Submission(_append("basic-block", "import os\n"
                                               "os.environ['RESIDUAL_COURSE_DATA'] = '/tmp/fake-data'",
-                                              mistaken=True),
-                                      HONEST, "tampered", "environment variables were changed"),
+                                              mistaken=True), HONEST, "graded"),
     "writes-course-files": Submission(_append("basic-block", WRITE_A_PTH_FILE, mistaken=True), HONEST, "graded"),
     # graded cells edited, deleted or duplicated
     "edits-test-cell": Submission(_edited_test_cell, HONEST, "graded", "was edited"),
@@ -148,4 +386,50 @@ CORPUS: dict[str, Submission] = {
     "exits-the-kernel": Submission(_append("basic-block", "import os\nos._exit(0)"), 0, "crashed", "kernel died"),
     "huge-output": Submission(_append("basic-block", "print('spam ' * 20_000_000)"), FULL, "graded"),
     "malformed-json": Submission(_malformed, 0, "malformed", "not valid JSON"),
+    # honest blocks in other styles keep every point
+    "torchvision-style": Submission(_replaced("basic-block", TORCHVISION_STYLE), FULL, "graded"),
+    "textbook-style": Submission(_replaced("basic-block", TEXTBOOK_STYLE), FULL, "graded"),
+    "seed-style": Submission(_replaced("basic-block", SEED_STYLE), FULL, "graded"),
+    # attacks that an in-process watch cannot see: the trusted decision never runs the student's code
+    "swaps-check-code": Submission(_append("basic-block", SWAP_CHECK_CODE, mistaken=True), HONEST,
+                                   "graded|tampered", exact=False),
+    "swaps-torch-code": Submission(_append("basic-block", SWAP_TORCH_CODE, mistaken=True), HONEST,
+                                   "graded|tampered", exact=False),
+    "tensor-subclass": Submission(_append("basic-block", TENSOR_SUBCLASS, mistaken=True), HONEST,
+                                  "needs manual grading", "could not be exported", exact=False),
+    "lies-about-parameters": Submission(_append("basic-block", LYING_PARAMETERS), FULL - 5, "tampered",
+                                        "'basic-block-projection'"),
+    "lies-about-shape": Submission(_append("basic-block", LYING_SHAPE, mistaken=True), HONEST,
+                                   "needs manual grading", "could not be exported", exact=False),
+    "recognises-zero-probe": Submission(_append("basic-block", RECOGNISES_ZERO_PROBE, mistaken=True), HONEST,
+                                        "needs manual grading", "could not be exported", exact=False),
+    "recognises-caller": Submission(_append("basic-block", RECOGNISES_CALLER, mistaken=True), HONEST,
+                                    "graded|tampered", exact=False),
+    "trace-hook": Submission(_append("basic-block", TRACE_HOOK, mistaken=True), HONEST, "graded|tampered",
+                             exact=False),
+    "input-transformer": Submission(_append("basic-block", INPUT_TRANSFORMER, mistaken=True), HONEST,
+                                    "graded|tampered", exact=False),
+    "patches-check-internals": Submission(_append("basic-block", PATCHES_CHECK_INTERNALS, mistaken=True), HONEST,
+                                          "graded|tampered", exact=False),
+    "searches-the-grader": Submission(_append("basic-block", SEARCHES_THE_GRADER, mistaken=True), HONEST, "graded"),
+    "reads-other-solutions": Submission(_append("basic-block", READS_OTHER_SOLUTIONS, mistaken=True), HONEST,
+                                        "graded"),
+    # attacks on the sandbox itself: nothing escapes, everything ends, every row is written
+    "writes-kernel-settings": Submission(_append("basic-block", WRITES_KERNEL_SETTINGS, mistaken=True), HONEST,
+                                         "graded"),
+    "leaves-shared-memory": Submission(_append("basic-block", LEAVES_SHARED_MEMORY, mistaken=True), HONEST,
+                                       "graded"),
+    "floods-one-line": Submission(_append("basic-block", FLOODS_ONE_LINE, mistaken=True), HONEST, "graded"),
+    "fills-the-disk": Submission(_append("basic-block", FILLS_THE_DISK, mistaken=True), HONEST, "graded"),
+    "orphans-and-kills-parent": Submission(_append("basic-block", ORPHANS_AND_KILLS_PARENT, mistaken=True), HONEST,
+                                           "graded"),
+    "prints-hidden-tests": Submission(_append("basic-block", PRINTS_HIDDEN_TESTS, mistaken=True), HONEST, "graded"),
 }
+# What each submission's review flag must mention ("" for none): flags.py names suspicious constructs.
+REVIEW = {"swaps-check-code": "code-object assignment", "swaps-torch-code": "code-object assignment",
+          "tensor-subclass": "tensor dispatch", "recognises-caller": "frame introspection",
+          "trace-hook": "a trace hook", "input-transformer": "IPython's input transformers",
+          "searches-the-grader": "the garbage collector", "reads-other-solutions": "exec()",
+          "leaves-shared-memory": "ctypes", "prints-hidden-tests": "IPython's event hooks",
+          "swallows-exceptions": "IPython's exception handler", "patches-torch": "assignment to torch.allclose",
+          "patches-checks": "assignment to report.run_properties"}

@@ -140,7 +140,7 @@ def test_report_turns_learner_errors_into_sentences(capsys):
     with pytest.raises(CheckFailed, match="1 of 2 properties of thing failed: broken"):
         run_properties("thing", [Property("broken", "breaks", broken), Property("fine", "works", fine)])
     printed = capsys.readouterr().out
-    assert "FAIL  breaks: your code raised KeyError: 'conv3'" in printed
+    assert "FAIL  breaks\n        your code raised KeyError: 'conv3'" in printed
     assert "PASS  works" in printed
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from notebooks import REPOSITORY
 
-sys.path.insert(0, str(REPOSITORY / "autograder"))
-from collect import collect, main, safe_id  # noqa: E402
+from autograder.grading.collect import collect, main, safe_id
 
 BIN = Path(sys.executable).parent
 A = "04_residual_blocks"
@@ -106,7 +105,27 @@ def test_the_command_line_says_what_is_wrong_with_a_file_that_is_no_zip(tmp_path
     assert "cannot open" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.zip"), A, "--root", str(tmp_path / "root")]) == 2
     assert main([str(tmp_path / "grades.zip"), "../etc", "--root", str(tmp_path / "root")]) == 2
-    assert "is not a folder name" in capsys.readouterr().err
+    assert "no assignment '../etc'" in capsys.readouterr().err
+
+
+def test_a_misspelt_assignment_is_refused_and_nothing_is_collected(tmp_path, capsys):
+    archive = build_zip(tmp_path / "canvas.zip", [("smithjohn_1234_98765_hw.ipynb", notebook("john"))])
+    assert main([str(archive), "04_residual_block", "--root", str(tmp_path / "root")]) == 2
+    assert "no assignment '04_residual_block': choose one of" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_zip_that_yields_nothing_exits_non_zero_with_a_sentence(tmp_path, capsys):
+    archive = build_zip(tmp_path / "empty.zip", [("readme.txt", b"hello")])
+    assert main([str(archive), A, "--root", str(tmp_path / "root")]) == 1
+    assert "nothing was collected" in capsys.readouterr().err
+
+
+def test_each_submission_keeps_the_time_the_platform_received_it(tmp_path):
+    archive = build_zip(tmp_path / "canvas.zip", [("smithjohn_1234_98765_hw.ipynb", notebook("john"))])
+    collect(archive, A, tmp_path / "root")
+    stamp = tmp_path / "root" / "submitted" / "smithjohn" / A / "timestamp.txt"
+    assert stamp.read_text().strip() == "2024-01-15 09:00:00"
 
 
 def test_path_traversal_absolute_paths_and_symlinks_are_skipped_and_nothing_lands_outside(tmp_path):
@@ -133,7 +152,8 @@ def test_path_traversal_absolute_paths_and_symlinks_are_skipped_and_nothing_land
         "C:/evil5.ipynb": "absolute path",
         "mallory.ipynb": "symbolic link, not a file",
     }
-    assert files_under(tmp_path) == {"hostile.zip", f"course/root/submitted/alice/{A}/{A}.ipynb"}
+    assert files_under(tmp_path) == {"hostile.zip", f"course/root/submitted/alice/{A}/{A}.ipynb",
+                                     f"course/root/submitted/alice/{A}/timestamp.txt"}
     assert not Path("/tmp/evil4.ipynb").exists()
 
 
@@ -209,7 +229,7 @@ def test_an_existing_submission_is_kept_unless_forced(tmp_path):
     assert marker(root, "alice") == "first"
     assert collect(second, A, root, force=True).collected == {"alice": "alice.ipynb"}
     assert marker(root, "alice") == "second"
-    assert files_under(root) == {f"submitted/alice/{A}/{A}.ipynb"}
+    assert files_under(root) == {f"submitted/alice/{A}/{A}.ipynb", f"submitted/alice/{A}/timestamp.txt"}
 
 
 def test_make_collect_unpacks_a_canvas_zip_and_prints_the_summary(tmp_path):

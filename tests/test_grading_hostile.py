@@ -7,13 +7,17 @@ the batch, and grading again must change no one's grade.
 import csv
 import html
 import re
+import shutil
 import site
+import subprocess
 from pathlib import Path
 
 import pytest
-from hostile import ASSIGNMENT, CORPUS, PTH_FILE, WALL_SECONDS
+from hostile import ASSIGNMENT, CORPUS, PTH_FILE, REVIEW, WALL_SECONDS
 from nbgrader.api import Gradebook
+from notebooks import REPOSITORY, notebook_path
 from test_autograde import make
+from test_grading_units import nobodys_processes
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/ns/net").exists(), reason="needs Linux")
 
@@ -24,15 +28,33 @@ def report_rows(root: Path) -> dict[str, dict[str, str]]:
         return {row["student_id"]: row for row in csv.DictReader(handle) if row["assignment"] == ASSIGNMENT}
 
 
+CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
+
+
+def shared_memory_keys() -> str:
+    """The System V shared-memory segments of the host, as ipcs lists them."""
+    return subprocess.run(["ipcs", "-m"], capture_output=True, text=True).stdout
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory) -> Path:
-    """Grade the corpus once, two at a time, then export grades and feedback."""
+    """Grade the corpus once, two at a time, with copies of the course's solutions lying elsewhere on the machine."""
     root = tmp_path_factory.mktemp("hostile")
     for student, submission in CORPUS.items():
         folder = root / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         (folder / f"{ASSIGNMENT}.ipynb").write_text(submission.build())
-    make("autograde", root, A=ASSIGNMENT, J="2", WALL=str(WALL_SECONDS), MEMORY_GB="4")
+    copies = [tmp_path_factory.mktemp("another-course"), REPOSITORY.parent / f".{REPOSITORY.name}-second-copy"]
+    for copy in copies:
+        target = copy / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook_path("solutions", ASSIGNMENT), target)
+    before = {"core_pattern": CORE_PATTERN.read_text(), "shm": shared_memory_keys()}
+    try:
+        make("autograde", root, A=ASSIGNMENT, J="2", WALL=str(WALL_SECONDS), MEMORY_GB="4")
+    finally:
+        shutil.rmtree(copies[1], ignore_errors=True)
+    root.joinpath("host-before.txt").write_text(repr(before))
     make("feedback", root, A=ASSIGNMENT)
     make("grades", root)
     return root
@@ -41,20 +63,56 @@ def batch(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("student", CORPUS)
 def test_each_submission_gets_its_score_and_status_with_a_reason(batch, student):
     row, expected = report_rows(batch)[student], CORPUS[student]
-    assert (float(row["score"]), row["status"]) == (expected.score, expected.status), row["reason"]
+    score = float(row["score"]) if row["score"] else 0.0
+    assert row["status"] in expected.status.split("|"), row["reason"]
+    assert score == expected.score if expected.exact else score <= expected.score, row["reason"]
     assert expected.reason in row["reason"]
     assert float(row["max_score"]) == CORPUS["solved"].score
+
+
+@pytest.mark.parametrize("student", CORPUS)
+def test_suspicious_constructs_are_flagged_for_review_and_honest_work_is_not(batch, student):
+    review = report_rows(batch)[student]["review"]
+    assert REVIEW[student] in review if student in REVIEW else review == "", review
+
+
+def test_a_wrong_block_never_earns_what_a_right_one_does(batch):
+    rows = report_rows(batch)
+    right = {s for s in CORPUS if CORPUS[s].score == CORPUS["solved"].score}
+    assert all(float(rows[s]["score"] or 0) < CORPUS["solved"].score for s in CORPUS if s not in right)
+
+
+def test_nothing_reached_the_host(batch):
+    before = eval(batch.joinpath("host-before.txt").read_text())  # noqa: S307 (written by the fixture above)
+    assert CORE_PATTERN.read_text() == before["core_pattern"]
+    assert shared_memory_keys() == before["shm"]
+    assert not Path("/dev/shm/residual-course-leftover").exists()
+    assert not list(batch.rglob("ballast-*")) and not list(Path("/tmp").glob("ballast-*"))
+    assert not (batch / ".isolation").exists() or not any((batch / ".isolation").iterdir())
+    assert not nobodys_processes()
+
+
+def test_output_floods_are_cut_in_bytes(batch):
+    log = batch / "logs" / ASSIGNMENT / "floods-one-line.log"
+    graded = batch / "autograded" / "floods-one-line" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert log.stat().st_size < 10 * 2**20 and graded.stat().st_size < 10 * 2**20
+
+
+def test_what_the_students_kernel_printed_never_reaches_the_feedback(batch):
+    page = (batch / "feedback" / "prints-hidden-tests" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "LEAKED" not in page and "HIDDEN TESTS" not in page and "channels=8" not in page
 
 
 def test_grades_csv_agrees_with_the_report_and_has_no_silent_zero(batch):
     with (batch / "grades.csv").open() as handle:
         exported = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert set(exported) == set(CORPUS)
-    for student, expected in CORPUS.items():
+    reported = report_rows(batch)
+    for student in CORPUS:
         row = exported[student]
-        assert row["status"] == expected.status and expected.reason in row["reason"]
-        unscored = expected.status in ("malformed", "needs manual grading", "timeout", "crashed")
-        assert row["score"] == "" if unscored else float(row["score"]) == expected.score, row
+        assert (row["status"], row["reason"]) == (reported[student]["status"], reported[student]["reason"])
+        unscored = row["status"] in ("malformed", "needs manual grading", "timeout", "crashed")
+        assert row["score"] == "" if unscored else float(row["score"]) == float(reported[student]["score"]), row
 
 
 def test_no_submission_could_write_outside_its_own_folder(batch):
@@ -80,7 +138,7 @@ def test_grading_again_gives_the_same_scores_and_touches_no_one_else(batch):
     before = report_rows(batch)
     with Gradebook(f"sqlite:///{batch / 'gradebook.db'}") as gradebook:
         scores_before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("solved", "untouched")}
-    make("autograde", batch, A=ASSIGNMENT, STUDENTS="mistaken,patches-torch", WALL=str(WALL_SECONDS))
+    make("autograde", batch, A=ASSIGNMENT, STUDENTS="mistaken,patches-torch,colab-round-trip", WALL=str(WALL_SECONDS))
     def without_times(rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         return {student: {k: v for k, v in row.items() if k != "seconds"} for student, row in rows.items()}
 

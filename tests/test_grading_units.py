@@ -1,25 +1,35 @@
-"""The grading pipeline's parts, one at a time: preflight, isolation, the fresh-process re-check, feedback."""
+"""The grading pipeline's parts, one at a time: preflight, the wire, graphs, the trusted decision, the sandbox,
+supervision, slots, review flags and feedback."""
 
 import json
 import os
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+import torch.nn.functional as F
+from fixtures.blocks import TextbookBasicBlock, TorchvisionBasicBlock
 from hostile import CORPUS, _stripped, _text
 from notebooks import REPOSITORY, notebook_path
+from torch import nn
 
-from autograder.grading import isolate
-from autograder.grading.batch import Settings, supervise, worker_environment
-from autograder.grading.feedback import HideHiddenTests, hide_tests
+from autograder.grading import decide, isolate, supervise, wire
+from autograder.grading.batch import Slots
+from autograder.grading.feedback import HideHiddenTests, ReadableFeedback, hide_tests, math_to_mathml, once
+from autograder.grading.flags import review_reasons
+from autograder.grading.graphs import ALLOWED_OPS, GraphError, check_spec, export_graph
 from autograder.grading.preflight import MALFORMED, MANUAL, OK, REPAIRED, preflight
+from autograder.grading.rebuilt import StudentModule
+from autograder.grading.settings import Settings
+from autograder.grading.status import Status
+from residual_course.probes import trace_forward
 
 RELEASE = nbformat.read(notebook_path("lessons", "04_residual_blocks"), as_version=4)
-RECHECK = REPOSITORY / "autograder" / "grading" / "recheck.py"
 
 
 def check(tmp_path: Path, text: str):
@@ -89,6 +99,337 @@ def test_an_edited_test_cell_is_reported(tmp_path):
     assert verdict.status == REPAIRED and "'basic-block-relu-after-add' was edited" in verdict.reason
 
 
+# ---------------------------------------------------------------- the wire: data only, bounded
+
+def test_tensors_cross_as_raw_bytes_and_come_back_equal():
+    blobs: list[bytes] = []
+    specs = [wire.tensor_to_wire(t, blobs) for t in (torch.randn(3, 4), torch.arange(5), torch.tensor([True]),
+                                                     torch.randn(2, dtype=torch.bfloat16), torch.empty(0, 3))]
+    read, write = os.pipe()
+    wire.send(write, {"specs": specs}, blobs)
+    message, received = wire.receive(read, timeout=5)
+    back = [wire.tensor_from_wire(spec, received) for spec in message["specs"]]
+    assert [t.dtype for t in back] == [torch.float32, torch.int64, torch.bool, torch.bfloat16, torch.float32]
+    assert all(torch.equal(a, b) for a, b in zip(back, [wire.tensor_from_wire(s, blobs) for s in specs], strict=True))
+
+
+def test_a_tensor_subclass_arrives_as_a_plain_tensor():
+    class Agreeable(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True if func is torch.equal else super().__torch_function__(func, types, args, kwargs or {})
+
+    blobs: list[bytes] = []
+    back = wire.tensor_from_wire(wire.tensor_to_wire(torch.zeros(3).as_subclass(Agreeable), blobs), blobs)
+    assert type(back) is torch.Tensor and not torch.equal(back, torch.ones(3))
+
+
+@pytest.mark.parametrize("spec", [{"tensor": 0, "dtype": "float32", "shape": [4], "device": "cpu"},
+                                  {"tensor": 0, "dtype": "object", "shape": [1]}, {"tensor": 5, "dtype": "int64"}])
+def test_malformed_tensor_descriptions_are_refused(spec):
+    with pytest.raises(wire.WireError):
+        wire.tensor_from_wire(spec, [b"\x00" * 8])
+
+
+def test_frames_over_the_limit_and_silence_are_refused():
+    read, write = os.pipe()
+    wire.send(write, {"big": "x" * 1000}, [])
+    with pytest.raises(wire.WireError, match="over the"):
+        wire.receive(read, timeout=5, max_bytes=100)
+    quiet_read, _quiet_write = os.pipe()
+    with pytest.raises(wire.WireError, match="stopped answering"):
+        wire.receive(quiet_read, timeout=0.2)
+
+
+# ---------------------------------------------------------------- graphs: the student's module without its Python
+
+def rebuilt(module: nn.Module, name: str = "Block") -> StudentModule:
+    """What the trusted side makes of a module: its tensors as data, its forward as exported graphs."""
+    blobs: list[bytes] = []
+    parameters = {id(p) for p in module.parameters()}
+    state = [{"name": k, "kind": "parameter" if id(v) in parameters else "buffer",
+              "value": wire.tensor_to_wire(v.detach(), blobs), "requires_grad": True}
+             for k, v in module.state_dict(keep_vars=True).items()]
+
+    def export(signature, training):
+        module.train(training)
+        inputs = tuple(torch.randn(s[0]).to(memory_format=torch.channels_last) if s[3] == "channels_last"
+                       else torch.randn(s[0]) for s in signature)
+        graph_blobs: list[bytes] = []
+        return export_graph(module, inputs, graph_blobs), graph_blobs
+
+    return StudentModule(name, state, blobs, None, lambda ident: None, export, None, module.training)
+
+
+@pytest.mark.parametrize("block", [TorchvisionBasicBlock(8, 16, 2), TextbookBasicBlock(8, 8, 1)],
+                         ids=["torchvision", "textbook"])
+def test_a_rebuilt_module_computes_what_the_student_module_computes(block):
+    torch.manual_seed(0)
+    copy = rebuilt(block)
+    x = torch.randn(4, 8, 8, 8)
+    for mode in (True, False):
+        block.train(mode), copy.train(mode)
+        assert torch.allclose(copy(x), block(x), atol=1e-6)
+    assert [name for name, _ in copy.named_parameters()] == [name for name, _ in block.named_parameters()]
+    assert list(copy.state_dict()) == list(block.state_dict())
+    x.requires_grad_(True)
+    copy(x).sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in copy.parameters())
+
+
+def test_a_rebuilt_module_is_graded_on_its_own_weights_and_layers():
+    block = TextbookBasicBlock(8, 8, 1)
+    copy = rebuilt(block).eval()
+    with torch.no_grad():
+        for parameter in copy.parameters():
+            parameter.zero_()
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(copy(x), F.relu(x))  # the student's own module was never zeroed
+    convs = trace_forward(copy, x, (nn.Conv2d,))
+    assert [c.module.kernel_size for c in convs] == [(3, 3), (3, 3)]
+
+
+def test_operations_outside_the_allow_list_are_refused_before_anything_runs():
+    assert "aten::conv2d.default" in ALLOWED_OPS and not any("from_file" in op for op in ALLOWED_OPS)
+    with pytest.raises(GraphError, match="aten::from_file"):
+        check_spec({"nodes": [{"target": "aten::from_file.default", "args": [], "kwargs": {}}]})
+
+
+# ---------------------------------------------------------------- the trusted decision
+
+def decision(tmp_path: Path, *cells: dict) -> decide.Decision:
+    """decide() on a job of cells, without the sandbox around the processes (the protocol is under test here)."""
+    settings = Settings("04_residual_blocks", tmp_path, "sqlite://", isolated=False, wall_seconds=120, memory_gb=0)
+    result, why = decide.decide(settings, {"cells": list(cells)}, dict(os.environ))
+    assert result is not None, why
+    return result
+
+
+IMPORTS = {"kind": "code", "source": "import torch\nfrom torch import nn\nimport torch.nn.functional as F"}
+
+
+def answer(source: str, *names: str) -> dict:
+    return {"kind": "solution", "grade_id": "answer", "source": source, "names": list(names)}
+
+
+def graded_cell(gid: str, source: str) -> dict:
+    return {"kind": "test", "grade_id": gid, "source": source}
+
+
+def test_the_trusted_side_judges_what_the_student_code_computes(tmp_path):
+    result = decision(tmp_path, IMPORTS,
+                      answer("def double(x):\n    return 2 * x\nanswer = 42\n", "double", "answer"),
+                      graded_cell("value", "assert answer == 42"),
+                      graded_cell("function", "z = torch.randn(5, requires_grad=True)\nassert torch.equal(double(z), 2 * z)\n"
+                                       "double(z).sum().backward()\nassert torch.equal(z.grad, torch.full((5,), 2.0))"),
+                      graded_cell("wrong", "assert double(torch.ones(2)).sum() == 3, 'not three'"))
+    assert result.verdicts == {"value": None, "function": None, "wrong": "AssertionError: not three"}
+
+
+def test_what_the_student_patches_in_its_process_does_not_reach_the_trusted_side(tmp_path):
+    patches = ("torch.allclose = lambda *a, **k: True\ntorch.Tensor.__eq__ = lambda *a: True\n"
+               "import builtins\nbuiltins.AssertionError = Warning\n"
+               "def double(x):\n    return 3 * x\n")
+    result = decision(tmp_path, IMPORTS, answer(patches, "double"),
+                      graded_cell("check", "assert torch.allclose(double(torch.ones(2)), torch.full((2,), 2.0)), 'not 2x'"))
+    assert result.verdicts == {"check": "AssertionError: not 2x"}
+
+
+def test_a_student_module_is_exported_and_run_on_the_trusted_side(tmp_path):
+    block = "class Scale(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+            "        self.w = nn.Parameter(torch.ones(3))\n    def forward(self, x):\n        return x * self.w\n"
+    result = decision(tmp_path, IMPORTS, answer(block, "Scale"),
+                      graded_cell("zeroed", "m = Scale()\nwith torch.no_grad():\n    m.w.zero_()\n"
+                                     "assert torch.equal(m(torch.ones(2, 3)), torch.zeros(2, 3))"),
+                      graded_cell("counted", "assert sum(p.numel() for p in Scale().parameters()) == 3"))
+    assert result.verdicts == {"zeroed": None, "counted": None} and not result.export_failures
+
+
+def test_a_module_that_cannot_be_exported_is_reported_not_scored(tmp_path):
+    block = "class Moody(nn.Module):\n    def forward(self, x):\n        return x if x.sum() > 0 else -x\n"
+    result = decision(tmp_path, IMPORTS, answer(block, "Moody"), graded_cell("runs", "Moody()(torch.ones(2))"))
+    assert result.verdicts["runs"] and "could not be exported" in result.export_failures[0]
+
+
+def test_a_missing_answer_leaves_its_names_unbound(tmp_path):
+    result = decision(tmp_path, IMPORTS, {"kind": "code", "source": "double = abs  # shown before the exercise"},
+                      answer("raise NotImplementedError()", "double"), graded_cell("uses", "double(-1)"))
+    assert result.verdicts["uses"] == "NameError: name 'double' is not defined"
+
+
+def test_the_names_an_answer_must_define_come_from_the_solution():
+    source = ("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\n"
+              "class B(nn.Module):\n    pass\nbudget: int = 3\na, (b, c) = 1, (2, 3)\n")
+    assert decide.defined_names(source) == ["f", "B", "budget", "a", "b", "c"]
+
+
+# ---------------------------------------------------------------- the sandbox
+
+needs_namespaces = pytest.mark.skipif(not isolate.namespaces_available(),
+                                      reason="network, mount, PID, UTS and IPC namespaces need root on Linux")
+PROBE = """
+import json, os, socket, sys
+seen = {"uid": os.getuid(), "cwd": os.getcwd(), "env": sorted(os.environ), "parent": os.getppid(),
+        "root": sorted(os.listdir("/")), "read": open(sys.argv[2]).read()}
+seen["absent"] = [path for path in sys.argv[3:] if not os.path.exists(path)]
+for name, path in (("proc_sys", "/proc/sys/kernel/core_pattern"), ("course", sys.argv[1])):
+    try:
+        open(path, "a").write("changed")
+        seen[name] = "written"
+    except OSError as error:
+        seen[name] = error.strerror
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    seen["network"] = "reachable"
+except OSError as error:
+    seen["network"] = str(error)
+seen["hostname_ns"] = os.readlink("/proc/self/ns/uts")
+print(json.dumps(seen))
+"""
+
+
+@needs_namespaces
+def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch):
+    second_copy = REPOSITORY.parent / f".{REPOSITORY.name}-probe-copy"
+    (second_copy / "solutions").mkdir(parents=True, exist_ok=True)
+    (second_copy / "solutions" / "answers.ipynb").write_text("the answers")
+    allowed = tmp_path / "allowed.txt"
+    allowed.write_text("readable")
+    monkeypatch.setenv("NBGRADER_DB_URL", "sqlite:///secret.db")
+    in_home = Path.home() / ".residual-course-probe"
+    in_home.write_text("private")
+    hidden = [str(second_copy / "solutions"), str(REPOSITORY / "solutions"), str(REPOSITORY / "tests"),
+              str(REPOSITORY / ".git"), str(in_home), str(tmp_path / "absent-sibling")]
+    (tmp_path / "absent-sibling").mkdir()
+    command = isolate.isolated_command([sys.executable, "-c", PROBE, str(REPOSITORY / "residual_course" / "x.py"),
+                                        str(allowed), *hidden], memory_gb=1, read=[allowed])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        subprocess.run(["rm", "-rf", str(second_copy), str(in_home)])
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == 65534 and seen["parent"] == 0  # nobody, alone in its PID namespace
+    assert seen["absent"] == hidden and seen["read"] == "readable"
+    assert seen["course"] == "Read-only file system"
+    assert seen["proc_sys"] in ("Read-only file system", "Permission denied")
+    assert "unreachable" in seen["network"] or "resolution" in seen["network"]
+    assert seen["hostname_ns"] != os.readlink("/proc/self/ns/uts")
+    assert "NBGRADER_DB_URL" not in seen["env"] and seen["cwd"].startswith("/tmp/")
+    assert "home" not in seen["root"] and "work" in seen["root"]
+
+
+@needs_namespaces
+def test_a_sandbox_leaves_nothing_behind_and_its_tmpfs_counts_as_memory(tmp_path):
+    fill = ("import os, time\nwith open('/tmp/ballast', 'wb') as f:\n    for _ in range(450):\n"
+            "        f.write(b'x' * 2**20)\nos.fork() or time.sleep(60)\ntime.sleep(60)")
+    command = isolate.isolated_command([sys.executable, "-c", fill], memory_gb=0.25, tmp_mb=512)
+    start = time.monotonic()
+    ended = supervise.run(command, env=dict(os.environ), wall_seconds=60, memory_gb=0.25)
+    assert ended.status == Status.OUT_OF_MEMORY and time.monotonic() - start < 30
+    assert not nobodys_processes(), "the namespace died with its first process"
+
+
+def nobodys_processes(patience: float = 5.0) -> str:
+    """Processes of the sandbox user still alive after `patience` seconds (a killed namespace takes a moment)."""
+    deadline = time.monotonic() + patience
+    while True:
+        alive = subprocess.run(["ps", "-u", "nobody", "-o", "pid=,stat=,cmd="], capture_output=True, text=True).stdout
+        alive = "\n".join(line for line in alive.splitlines() if " Z" not in line)
+        if not alive.strip() or time.monotonic() > deadline:
+            return alive.strip()
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- supervision
+
+def test_a_flood_without_newlines_is_cut_in_bytes():
+    flood = "import os\nfor _ in range(200):\n    os.write(1, b'x' * 2**20)\nos.write(1, b'the verdict')"
+    ended = supervise.run([sys.executable, "-c", flood], env=dict(os.environ), wall_seconds=60, memory_gb=0,
+                          output_bytes=2**20)
+    assert ended.status == Status.GRADED and ended.output.endswith("the verdict")
+    assert len(ended.output) < 2**20 + 70_000 and "bytes of output cut" in ended.output
+
+
+def test_the_wall_limit_kills_the_whole_tree_even_a_daemon_holding_the_pipe():
+    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(300)\ntime.sleep(300)"
+    start = time.monotonic()
+    ended = supervise.run([sys.executable, "-c", daemon], env=dict(os.environ), wall_seconds=2, memory_gb=0)
+    assert ended.status == Status.TIMEOUT and time.monotonic() - start < 20
+
+
+def test_each_worker_slot_has_its_own_gpu_and_submissions_wait_for_a_free_one(tmp_path):
+    settings = Settings("04_residual_blocks", tmp_path, "sqlite://", jobs=2, gpus=2)
+    slots, busy, clashes = Slots(settings), set(), []
+
+    def work(env: dict, _: int) -> None:
+        gpu = env["CUDA_VISIBLE_DEVICES"]
+        if gpu in busy:
+            clashes.append(gpu)
+        busy.add(gpu)
+        time.sleep(0.05)
+        busy.discard(gpu)
+
+    threads = [threading.Thread(target=slots.run, args=(work, i)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not clashes and sorted(env["CUDA_VISIBLE_DEVICES"] for env in slots.environments.values()) == ["0", "1"]
+    if "OMP_NUM_THREADS" not in os.environ:
+        assert slots.environments[0]["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 2))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: nothing to refuse")
+def test_require_gpu_refuses_to_grade_on_the_cpu(tmp_path):
+    folder = tmp_path / "submitted" / "ann" / "04_residual_blocks"
+    folder.mkdir(parents=True)
+    (folder / "04_residual_blocks.ipynb").write_text(CORPUS["solved"].build())
+    done = subprocess.run(["make", "--no-print-directory", "autograde", "A=04_residual_blocks", "REQUIRE_GPU=1",
+                           f"VENV={Path(sys.executable).parent.parent}"], cwd=REPOSITORY, capture_output=True,
+                          text=True, env={**os.environ, "GRADING_ROOT": str(tmp_path)})
+    assert done.returncode != 0 and "sees no CUDA GPU" in done.stdout
+    assert not (tmp_path / "autograded").exists() and not (tmp_path / "report.csv").exists()
+
+
+@pytest.mark.parametrize(("setup", "says"), [
+    ("", "Nothing to grade"),
+    ("missing", "does not exist"),
+    ("typo", "No assignment '04_residual_blockz'"),
+])
+def test_instructor_mistakes_get_a_sentence_and_a_non_zero_exit(tmp_path, setup, says):
+    root = tmp_path / "missing" if setup == "missing" else tmp_path
+    assignment = "04_residual_blockz" if setup == "typo" else "04_residual_blocks"
+    done = subprocess.run(["make", "--no-print-directory", "autograde", f"A={assignment}",
+                           f"VENV={Path(sys.executable).parent.parent}"], cwd=REPOSITORY, capture_output=True,
+                          text=True, env={**os.environ, "GRADING_ROOT": str(root)})
+    assert done.returncode != 0 and says in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_which_statuses_keep_a_score():
+    assert [s for s in Status if s.keeps_score] == [Status.GRADED, Status.TAMPERED, Status.OUT_OF_MEMORY]
+
+
+# ---------------------------------------------------------------- review flags
+
+@pytest.mark.parametrize(("source", "flag"), [
+    ("import gc\nfor o in gc.get_objects(): pass", "the garbage collector"),
+    ("f.__code__ = g.__code__", "code-object assignment"),
+    ("import sys\nsys.settrace(t)", "a trace hook"),
+    ("import sys\nframe = sys._getframe(1)", "frame introspection"),
+    ("get_ipython().input_transformers_post.append(t)", "IPython's input transformers"),
+    ("class T(torch.Tensor):\n    __torch_function__ = f", "tensor dispatch"),
+    ("import ctypes", "ctypes"),
+    ("torch.allclose = lambda *a: True", "assignment to torch.allclose"),
+])
+def test_suspicious_constructs_are_named(source, flag):
+    assert flag in review_reasons({"basic-block": source})[0]
+
+
+def test_ordinary_answers_raise_no_flag():
+    assert review_reasons({"a": "class B(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)",
+                           "b": "%matplotlib inline\nimport math\nprint(sys.version)"}) == []
+
+
 # ---------------------------------------------------------------- feedback
 
 SOURCE = "check(x)\n### BEGIN HIDDEN TESTS\nassert secret(x) == 42\n### END HIDDEN TESTS\nprint('after')\n"
@@ -108,121 +449,15 @@ def test_feedback_keeps_the_error_message_but_not_the_quoted_code():
     assert "secret" not in shown.source
 
 
-# ---------------------------------------------------------------- the fresh-process re-check
-
-def recheck(*cells: tuple[str, str]) -> dict:
-    """Run recheck.py (not isolated: the harness itself is under test) on cells given as (kind, source)."""
-    job = {"nonce": "N0NCE", "cells": [{"kind": kind, "source": source, "grade_id": f"cell-{index}"}
-                                       for index, (kind, source) in enumerate(cells)]}
-    done = subprocess.run([sys.executable, str(RECHECK)], input=json.dumps(job), capture_output=True, text=True,
-                          env={**os.environ, "MPLBACKEND": "Agg"}, timeout=300)
-    line = next(line for line in done.stdout.splitlines() if line.startswith("N0NCE"))
-    return json.loads(line.removeprefix("N0NCE"))
+def test_math_becomes_mathml_outside_code():
+    html = math_to_mathml("A block computes $H(x) = F(x) + x$; `cost = $5`, and\n$$\\frac{a}{b}$$")
+    assert html.count("<math") == 2 and 'display="block"' in html and "`cost = $5`" in html
 
 
-IMPORTS = ("code", "import torch\nfrom residual_course.checks.report import run_properties")
-FAILING_TEST = ("test", "assert torch.allclose(torch.zeros(1), torch.ones(1)), 'zero is not one'")
-
-
-def test_an_honest_notebook_is_not_flagged():
-    result = recheck(IMPORTS, ("solution", "x = 1"), ("test", "assert x == 1"), FAILING_TEST)
-    assert result == {"verdicts": {"cell-2": None, "cell-3": "AssertionError: zero is not one"}, "tampering": []}
-
-
-@pytest.mark.parametrize(("patch", "named"), [
-    ("torch.allclose = lambda *a, **k: True", "torch.allclose was replaced"),
-    ("import builtins\nbuiltins.AssertionError = Warning", "builtins.AssertionError was replaced"),
-    ("get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)", "set_custom_exc"),
-    ("import os\nos.environ['RESIDUAL_COURSE_FAST'] = 'no'", "environment variables were changed"),
-    ("run_properties = print", "`run_properties` from the lesson was redefined"),
-    ("torch.Tensor.__bool__ = lambda self: True", "torch.Tensor.__bool__ was replaced"),
-])
-def test_tampering_is_undone_before_the_tests_and_named(patch, named):
-    result = recheck(IMPORTS, ("solution", patch), FAILING_TEST)
-    assert result["verdicts"]["cell-2"] == "AssertionError: zero is not one"
-    assert any(named in entry and "cell 'cell-1'" in entry for entry in result["tampering"]), result
-
-
-# ---------------------------------------------------------------- isolation
-
-needs_namespaces = pytest.mark.skipif(not isolate.namespaces_available(),
-                                      reason="network, mount and PID namespaces need root on Linux")
-PROBE = """
-import json, os, socket, sys
-seen = {"cwd": os.getcwd(), "env": sorted(os.environ), "pid": os.getpid(), "parent": os.getppid()}
-seen["hidden"] = sorted(os.listdir(sys.argv[1]))
-seen["hidden_file"] = open(sys.argv[2]).read() if os.path.exists(sys.argv[2]) else "absent"
-seen["kept"] = open(sys.argv[3]).read()
-try:
-    open(sys.argv[4], "a").write("changed")
-    seen["outside"] = "written"
-except OSError as error:
-    seen["outside"] = error.strerror
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=3)
-    seen["network"] = "reachable"
-except OSError as error:
-    seen["network"] = str(error)
-try:
-    bytearray(3 * 1024**3)
-    seen["memory"] = "allocated 3 GiB"
-except MemoryError:
-    seen["memory"] = "MemoryError"
-print(json.dumps(seen))
-"""
-
-
-@needs_namespaces
-def test_an_isolated_process_sees_no_network_no_secrets_and_only_its_own_folder(tmp_path, monkeypatch):
-    secret_dir, kept_dir = tmp_path / "solutions", tmp_path / "solutions" / "runtime"
-    kept_dir.mkdir(parents=True)
-    (secret_dir / "answers.ipynb").write_text("the answers")
-    (kept_dir / "connection.json").write_text("kept")
-    gradebook = tmp_path / "gradebook.db"
-    gradebook.write_text("grades")
-    monkeypatch.setenv("NBGRADER_DB_URL", f"sqlite:///{gradebook}")
-    outside = Path(tempfile.mkstemp(dir=sys.prefix, prefix="isolation-probe-")[1])  # not under /tmp: really shared
-    command = isolate.isolated_command(
-        [sys.executable, "-c", PROBE, str(secret_dir), str(gradebook), str(kept_dir / "connection.json"), str(outside)],
-        hide=[secret_dir, gradebook], keep=[kept_dir], memory_gb=1)
-    try:
-        seen = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        assert seen["outside"] == "Read-only file system" and outside.read_text() == ""
-    finally:
-        outside.unlink()
-    assert seen["hidden"] == ["runtime"] and seen["hidden_file"] in ("", "absent") and seen["kept"] == "kept"
-    assert "unreachable" in seen["network"]
-    assert seen["memory"] == "MemoryError"
-    assert seen["parent"] == 0  # alone in its PID namespace: it cannot signal the grader
-    assert "NBGRADER_DB_URL" not in seen["env"] and "GRADING_ROOT" not in seen["env"]
-    assert seen["cwd"].startswith("/tmp/")
-
-
-def test_each_parallel_worker_gets_its_own_gpu_and_its_share_of_the_cores(tmp_path):
-    settings = Settings("04_residual_blocks", tmp_path, "sqlite://", jobs=5, gpus=3)
-    devices = [worker_environment(settings, worker)["CUDA_VISIBLE_DEVICES"] for worker in range(5)]
-    assert devices == ["0", "1", "2", "0", "1"]
-    if "OMP_NUM_THREADS" not in os.environ:
-        assert worker_environment(settings, 0)["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 5))
-    cpu_only = Settings("04_residual_blocks", tmp_path, "sqlite://", jobs=2, gpus=0)
-    assert worker_environment(cpu_only, 1).get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: nothing to refuse")
-def test_require_gpu_refuses_to_grade_on_the_cpu(tmp_path):
-    folder = tmp_path / "submitted" / "ann" / "04_residual_blocks"
-    folder.mkdir(parents=True)
-    (folder / "04_residual_blocks.ipynb").write_text(CORPUS["solved"].build())
-    done = subprocess.run(["make", "--no-print-directory", "autograde", "A=04_residual_blocks", "REQUIRE_GPU=1",
-                           f"VENV={Path(sys.executable).parent.parent}"], cwd=REPOSITORY, capture_output=True,
-                          text=True, env={**os.environ, "GRADING_ROOT": str(tmp_path)})
-    assert done.returncode != 0 and "sees no CUDA GPU" in done.stdout
-    assert not (tmp_path / "autograded").exists() and not (tmp_path / "report.csv").exists()
-
-
-def test_a_flood_of_output_keeps_its_last_line():
-    flood = "import os\nfor _ in range(3000):\n    os.write(1, b'spam ' * 200 + b'\\n')\nprint('the verdict')"
-    process = subprocess.Popen([sys.executable, "-c", flood], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    status, _, log = supervise(process, wall_seconds=60, memory_gb=0)
-    assert status == "graded" and log.rstrip().endswith("the verdict") and len(log) < 1_200_000
+def test_a_check_printed_twice_shows_once_and_names_its_properties():
+    block = "Checking B on cpu (no GPU found)\n  PASS  shape fits\n  FAIL  relu after add\n        hint: do x\n"
+    cell = nbformat.v4.new_code_cell("check(B)", outputs=[nbformat.v4.new_output("stream", name="stdout",
+                                                                                  text=block + block)])
+    shown, _ = ReadableFeedback().preprocess_cell(cell, {}, 0)
+    assert shown.outputs[0].text == block == once(block + block)
+    assert shown.metadata["checks"] == ["shape fits", "relu after add"]
