@@ -19,6 +19,9 @@ c.CourseDirectory.release_directory = os.environ.get("RELEASE_DIR") or os.path.j
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
+# The course collects through `make collect` (an LMS download); nbgrader's exchange, if an instructor uses it
+# anyway, lives beside the work folders, where it can be created (no "unwritable exchange" warning).
+c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
 # The gradebook: sqlite next to this file unless NBGRADER_DB_URL names another database (any SQLAlchemy URL).
 c.CourseDirectory.db_url = os.environ.get(
     "NBGRADER_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")

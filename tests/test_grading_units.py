@@ -220,8 +220,9 @@ def test_the_trusted_side_judges_what_the_student_code_computes(tmp_path):
     result = decision(tmp_path, IMPORTS,
                       answer("def double(x):\n    return 2 * x\nanswer = 42\n", "double", "answer"),
                       graded_cell("value", "assert answer == 42"),
-                      graded_cell("function", "z = torch.randn(5, requires_grad=True)\nassert torch.equal(double(z), 2 * z)\n"
-                                       "double(z).sum().backward()\nassert torch.equal(z.grad, torch.full((5,), 2.0))"),
+                      graded_cell("function", "z = torch.randn(5, requires_grad=True)\n"
+                                              "assert torch.equal(double(z), 2 * z)\ndouble(z).sum().backward()\n"
+                                              "assert torch.equal(z.grad, torch.full((5,), 2.0))"),
                       graded_cell("wrong", "assert double(torch.ones(2)).sum() == 3, 'not three'"))
     assert result.verdicts == {"value": None, "function": None, "wrong": "AssertionError: not three"}
 
@@ -231,7 +232,8 @@ def test_what_the_student_patches_in_its_process_does_not_reach_the_trusted_side
                "import builtins\nbuiltins.AssertionError = Warning\n"
                "def double(x):\n    return 3 * x\n")
     result = decision(tmp_path, IMPORTS, answer(patches, "double"),
-                      graded_cell("check", "assert torch.allclose(double(torch.ones(2)), torch.full((2,), 2.0)), 'not 2x'"))
+                      graded_cell("check", "assert torch.allclose(double(torch.ones(2)), torch.full((2,), 2.0)), "
+                                           "'not 2x'"))
     assert result.verdicts == {"check": "AssertionError: not 2x"}
 
 

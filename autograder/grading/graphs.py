@@ -57,6 +57,21 @@ ALLOWED_OPS = frozenset(f"aten::{name}" for name in """
     arange.start_step eye.default fill_.Scalar zero_.default copy_.default detach.default alias.default
     lift_fresh_copy.default _to_copy.default to.dtype to.device to.dtype_layout
     scaled_dot_product_attention.default upsample_nearest2d.vec embedding.default
+    index.Tensor index_put.default index_put_.default take.default take_along_dim.default one_hot.default
+    cross_entropy_loss.default nll_loss.default nll_loss_nd.default mse_loss.default l1_loss.default
+    smooth_l1_loss.default huber_loss.default binary_cross_entropy_with_logits.default kl_div.default
+    argmin.default topk.default sort.default max.other min.other std_mean.correction logical_and.default
+    logical_or.default bitwise_and.Tensor ge.Tensor le.Tensor ne.Tensor softmax.Dimname exp_.default
+    sigmoid_backward.default erf.default sin.default cos.default cumprod.default diag.default diagonal.default
+    tril.default triu.default outer.default dot.default vdot.default linalg_norm.default frobenius_norm.dim
+    tensor_split.sections tensor_split.indices hsplit.int vsplit.int squeeze_.dim unsqueeze_.default
+    t_.default transpose_.default clip.default clamp.Tensor fill.Scalar full_like.default rand_like.default
+    randn_like.default bernoulli.p native_dropout.default var.default std.default sum.dim_DimnameList
+    sub_.Scalar neg_.default abs_.default sqrt_.default div_.Scalar floor_divide.default remainder.Scalar
+    remainder.Tensor fmod.Scalar atan2.default hardtanh_backward.default channel_shuffle.default
+    pixel_shuffle.default adaptive_max_pool1d.default max_pool3d.default avg_pool3d.default
+    adaptive_avg_pool3d.default conv_transpose1d.default convolution.default _convolution.default
+    instance_norm.default native_batch_norm.default native_layer_norm.default group_norm.default
 """.split())
 
 _SCALARS = {"dtype": lambda v: _enum("dtype", v), "device": torch.device,

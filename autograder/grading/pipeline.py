@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -54,12 +55,14 @@ def _grade(settings: Settings, release: nbformat.NotebookNode, student: str, env
     answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in checked.notebook.cells
                if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
     review = "; ".join(flags.review_reasons(answers))
-    ran = nbgrader_run.autograde(settings, student, env)
+    with ThreadPoolExecutor(1) as trusted_side:  # the two runs are independent: they overlap
+        decided = trusted_side.submit(decide.decide, settings, decide.build_job(settings, checked.notebook), env)
+        ran = nbgrader_run.autograde(settings, student, env)
+        decision, why = decided.result()
     if ran.status in (Status.TIMEOUT, Status.CRASHED):
         shutil.rmtree(settings.autograded(student).parent, ignore_errors=True)
         forget(settings, student)
         return Outcome(student, ran.status, ran.reason, review=review)
-    decision, why = decide.decide(settings, decide.build_job(settings, checked.notebook), env)
     outcome = settle(settings, student, ran, decision, why)
     show_trusted_outputs(settings.autograded(student), decision, why)
     outcome.review = review

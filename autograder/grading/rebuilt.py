@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autograder.grading.graphs import TRUSTED_CALL, check_spec, decode_arg, run_graph
+from autograder.grading.graphs import TRUSTED_CALL, ExportFailed, GraphError, check_spec, decode_arg, run_graph
 from autograder.grading.wire import tensor_from_wire
 
 Signature = tuple[tuple[tuple[int, ...], str, str, str], ...]
@@ -104,6 +104,7 @@ class StudentModule(nn.Module):
         super().__init__()
         self._student_name = name
         self._export, self._call_trusted = export, call_trusted
+        self._refused = lambda reason: ExportFailed(reason)  # the trusted side records why a graph was refused
         self._graphs: dict[tuple, tuple[dict, list[bytes], dict[str, Tensor]]] = {}
         self.family: tuple | None = None  # modules built by the same call share graphs (set by the trusted side)
         self._layers: dict[tuple[str, str], nn.Module] = {}  # (path, kind) -> layer recognised in a graph
@@ -221,7 +222,10 @@ class StudentModule(nn.Module):
             shared = SHARED_GRAPHS.get((self.family, *key)) if self.family is not None else None
             if shared is None:
                 spec, blobs = self._export(signature, self.training)
-                check_spec(spec, frozenset({TRUSTED_CALL}))
+                try:
+                    check_spec(spec, frozenset({TRUSTED_CALL}))
+                except GraphError as error:
+                    raise self._refused(str(error)) from None
                 constants = {entry["name"]: tensor_from_wire(entry["value"], blobs)
                              for entry in spec["placeholders"] if entry["kind"] == "constant"}
                 shared = (spec, blobs, constants)

@@ -267,6 +267,8 @@ class Sandbox:
             with quiet_export(), _silenced():
                 spec = export_graph(module, inputs, blobs)
         except ExportFailed as error:
+            with torch.no_grad(), _silenced():
+                module(*inputs)  # the module's own error on such inputs (a wrong shape...) is the answer, if any
             return {"export_failed": str(error)}, []
         return {"graph": spec}, blobs
 

@@ -101,8 +101,15 @@ class Trusted:
                                    lambda signature, training: self._export(ref, name, signature, training, True),
                                    self._call_lent, False)
             module.family = ("function", ref)
+            module._refused = lambda reason: self._refuse(name, reason)
             self._functions[ref] = module
         return self._functions[ref]
+
+    def _refuse(self, name: str, reason: str) -> ExportFailed:
+        """A graph the trusted side will not run (an operation outside the allow-list): recorded, for a person."""
+        failure = f"{name} could not be graded automatically: {reason}"
+        self.export_failures.append(failure)
+        return ExportFailed(failure)
 
     def _export(self, ref: int, name: str, signature: tuple, training: bool,
                 function: bool = False) -> tuple[dict, list[bytes]]:
@@ -173,6 +180,7 @@ class Trusted:
                                    lambda signature, training: self._export(ref, name, signature, training),
                                    self._call_lent, bool(spec.get("training", True)))
             module._ref = ref
+            module._refused = lambda reason: self._refuse(name, reason)
             return module
         if spec.get("kind") == "callable":
             return StudentCallable(self, ref, name)

@@ -1,22 +1,22 @@
-"""Grading case of lesson 07.
-
-The accuracy bands were measured on a 2-core CPU in fast mode (two epochs of 30 steps): the solution reaches 0.760 on
-the held-out images, the over-budget and shortcut-free variants about 0.77, and the softmax variant 0.675 (below the
-0.70 band, above the 0.60 one).
-"""
+"""Grading case of lesson 06."""
 
 from cases import LessonCase, Mistake
 
-OVER_BUDGET = Mistake("my-resnet", "widths = (16, 32, 64)", "widths = (24, 48, 96)")
-SOFTMAX_OUTPUT = Mistake("my-resnet", "return self.head(x)", "return torch.softmax(self.head(x), dim=1)")
-NO_SHORTCUT = Mistake("my-resnet", "x = torch.relu(branch(x) + shortcut(x))", "x = torch.relu(branch(x))")
+GROUPS_MIXUP = Mistake("resnext-block", "groups=cardinality,", "groups=width // cardinality,")
+DENSE_ADDS = Mistake("dense-layer", "return torch.cat([x, new_features], dim=1)", "return x + new_features")
+DENSE_NEW_FIRST = Mistake("dense-layer", "return torch.cat([x, new_features], dim=1)",
+                          "return torch.cat([new_features, x], dim=1)")
+TRANSITION_NO_POOL = Mistake("transition", "            nn.AvgPool2d(2),\n", "")
 
 CASE = LessonCase(
-    assignment="07_capstone",
-    full_marks=13,
+    assignment="06_resnext_densenet",
+    full_marks=19,
     mistakes={
-        "l07-over-budget": ((OVER_BUDGET,), frozenset({"capstone-budget"})),
-        "l07-softmax-output": ((SOFTMAX_OUTPUT,), frozenset({"capstone-logits", "capstone-accuracy-70"})),
-        "l07-no-shortcut": ((NO_SHORTCUT,), frozenset({"capstone-shortcut"})),
+        # caught twice: by the parameter count and by the 3x3 conv's groups
+        "l06-groups-mixup": ((GROUPS_MIXUP,), frozenset({"resnext-parameters", "resnext-groups"})),
+        # a DenseBlock made of the broken layer breaks too; the parameter counts stay right
+        "l06-dense-adds": ((DENSE_ADDS,), frozenset({"dense-layer-concat", "dense-block-growth"})),
+        "l06-dense-new-first": ((DENSE_NEW_FIRST,), frozenset({"dense-layer-concat", "dense-block-growth"})),
+        "l06-transition-no-pool": ((TRANSITION_NO_POOL,), frozenset({"transition-downsampling"})),
     },
 )
