@@ -13,8 +13,9 @@ NBGRADER := cd autograder && $(BIN)/nbgrader
 LESSONS_DIR ?= lessons
 ASSIGNMENTS := $(notdir $(wildcard solutions/[0-9]*))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+space := $(subst ,, )
 
-.PHONY: help setup data browser postgres lab formgrader gradebook test lint release collect autograde feedback grades gpu-check bench bench-data clean
+.PHONY: help setup data browser postgres lab formgrader gradebook test lint release collect autograde feedback grades gpu-check bench bench-data device-proof device-wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -47,14 +48,22 @@ postgres:  ## get Debian's PostgreSQL server for the gradebook test (as root wit
 		apt-get update -qq && apt-get install -y -qq postgresql >/dev/null && echo "PostgreSQL installed"; \
 	else echo "No PostgreSQL and no root apt-get: install Debian's postgresql, or tests/test_postgres.py fails."; fi
 
-lab: setup  ## open the course in JupyterLab, as students see it (no instructor extensions)
-	JUPYTER_CONFIG_DIR=$(abspath jupyter/student) $(BIN)/jupyter lab --notebook-dir=$(LESSONS_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
+# JupyterLab's per-user state (settings changed in the UI, the open tabs) lives outside the repository
+LAB_STATE ?= $(HOME)/.local/share/residual-course/lab
 
-formgrader: gradebook  ## instructors: JupyterLab on the grading folder with nbgrader's formgrader open
+lab: setup  ## open the course in JupyterLab, as students see it (no instructor extensions, no news pop-up)
+	JUPYTER_CONFIG_DIR=$(abspath jupyter/student) JUPYTERLAB_SETTINGS_DIR=$(LAB_STATE)/user-settings \
+		JUPYTERLAB_WORKSPACES_DIR=$(LAB_STATE)/workspaces \
+		$(BIN)/jupyter lab --notebook-dir=$(LESSONS_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
+
+formgrader: gradebook  ## instructors: JupyterLab on the grading folder, opening on nbgrader's formgrader
 	@# the formgrader reads nbgrader_config.py from the course root: a grading folder elsewhere gets a pointer to ours
 	test -f $(GRADING_ROOT)/nbgrader_config.py || \
 		echo 'load_subconfig("$(abspath autograder/nbgrader_config.py)")  # noqa: F821' > $(GRADING_ROOT)/nbgrader_config.py
-	cd $(GRADING_ROOT) && $(BIN)/jupyter lab --ServerApp.default_url=/formgrader $(ALLOW_ROOT) $(LAB_ARGS)
+	@# its Autograde buttons go through the course's driver (autograder/grading/formgrader.py), never around it
+	cd $(GRADING_ROOT) && PYTHONPATH=$(CURDIR) JUPYTERLAB_SETTINGS_DIR=$(LAB_STATE)/user-settings \
+		JUPYTERLAB_WORKSPACES_DIR=$(LAB_STATE)/workspaces $(BIN)/jupyter lab --LabApp.default_url=/formgrader \
+		--ServerApp.jpserver_extensions="{'autograder.grading.formgrader': True}" $(ALLOW_ROOT) $(LAB_ARGS)
 
 gradebook: $(STAMP)  ## load every assignment of solutions/ into the gradebook (lessons/ stays untouched)
 	mkdir -p $(GRADING_ROOT)
@@ -105,5 +114,28 @@ bench: $(STAMP)  ## time fit() against a textbook loop, widget redraws, autograd
 bench-data: $(STAMP)  ## copy the data sets into .data/ for benchmarks/device_run.sh (the device machine has no network)
 	$(BIN)/python benchmarks/bench.py --copy-data .data
 
-clean:  ## remove grading work folders (never the gradebook's source: solutions/)
-	rm -rf autograder/autograded autograder/feedback autograder/release autograder/gradebook.db autograder/grades.csv
+device-proof: $(STAMP)  ## GPU checks, a class graded at J=8 against its CPU scores, bench part 4 (small here, without a GPU)
+	$(BIN)/python benchmarks/device_proof.py
+
+# What the device machine (Python 3.12, torch of its own, no network) lacks to grade: wheels for benchmarks/device_proof.sh.
+# Left out to keep them and the data within the device tool's 64 MiB: jedi and debugpy (IPython and ipykernel run
+# without them) and widgetsnbextension (only the classic notebook's).
+DEVICE_WHEELS := alembic argon2-cffi argon2-cffi-bindings arrow asttokens async-lru beautifulsoup4 bleach cffi comm \
+	defusedxml executing fastjsonschema fqdn greenlet ipykernel ipython ipython_pygments_lexers ipywidgets \
+	isoduration jsonpointer jsonschema jsonschema-specifications jupyter_client jupyter_core jupyter-events \
+	jupyter_server jupyter_server_terminals jupyterlab_pygments jupyterlab_widgets lark latex2mathml Mako \
+	matplotlib-inline mistune nbclient nbconvert nbformat nbgrader nest-asyncio2 notebook notebook_shim overrides \
+	pandocfilters parso pexpect platformdirs prompt_toolkit ptyprocess pure_eval pycparser python-json-logger pyzmq \
+	RapidFuzz referencing rfc3339-validator rfc3986-validator rfc3987-syntax rpds-py Send2Trash soupsieve SQLAlchemy \
+	stack-data terminado tinycss2 tornado traitlets tzdata uri-template wcwidth webcolors webencodings \
+	websocket-client
+
+device-wheels: $(STAMP)  ## download those packages, at this venv's versions, into .whl/ for the device machine
+	mkdir -p .whl && $(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(addprefix --platform ,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 any) \
+		-d .whl $$($(BIN)/python -m pip list --format=freeze | grep -i -E "^($(subst $(space),|,$(DEVICE_WHEELS)))==")
+	du -sh .whl
+
+clean:  ## remove grading work folders and the gradebook (never the gradebook's source: solutions/)
+	rm -rf $(addprefix autograder/,autograded feedback release logs originals .isolation exchange gradebook.db \
+		grades.csv report.csv)

@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
+from collections.abc import Iterator
 
 import ipywidgets as widgets
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from residual_course.gradients import first_to_last_ratio, gradient_profile
+from residual_course.gradients import first_to_last_ratio, layer_grad_norms
 from residual_course.models import ACTIVATIONS, INITS, NORMS, make_mlp
-from residual_course.plots import plot_grad_norms
+from residual_course.plots import GRAD_NORM_FLOOR, GRAD_NORM_LABEL, LAYER_LABEL, grad_norm_points, style_grad_norm_axes
 from residual_course.runtime import seed_everything
+
+DPI = 100
+PANEL_WIDTH_PX, PANEL_HEIGHT_PX = 480, 340
+PNG_COMPRESS_LEVEL = 1  # zlib's fastest: 2/3 of the default level's encoding time, for a file ~5% larger
+WIDEST_TICK_RANGE = (GRAD_NORM_FLOOR, 1e3)  # y limits whose tick labels are the widest, for the fixed margins
+LAYER_TICKS = 5  # at most this many layer ticks: plenty for a 480-pixel panel, and each label costs ~1 ms to draw
 
 
 class GradientExplorer:
     """Sliders and dropdowns that redraw plain vs residual gradient profiles, to make vanishing tangible.
 
     The plot is a PNG rendered from a bare `Figure` into a core `widgets.Image`: no pyplot state, no ipympl,
-    so it renders the same in JupyterLab and Colab. Models live on the device of `inputs`.
+    so it renders the same in JupyterLab and Colab. One figure per panel count is laid out once; a redraw
+    moves its lines and limits, draws the axes again only if what they show changed, and encodes the pixels at
+    the size the page shows them. Models live on the device of `inputs`.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor, seed: int = 0) -> None:
         self.inputs = inputs
         self.targets = targets
         self.seed = seed
-        self.depth_slider = widgets.IntSlider(20, min=2, max=60, description="depth", continuous_update=False)
+        self.depth_slider = widgets.IntSlider(20, min=2, max=60, description="depth", continuous_update=False,
+                                              layout=widgets.Layout(width="400px"))
         self.width_slider = widgets.IntSlider(
             64, min=16, max=256, step=16, description="width", continuous_update=False
         )
         self.activation_dropdown = widgets.Dropdown(options=ACTIVATIONS, description="activation")
         self.init_dropdown = widgets.Dropdown(options=INITS, description="init")
         self.norm_dropdown = widgets.Dropdown(options=NORMS, description="norm")
-        self.skip_checkbox = widgets.Checkbox(True, description="compare with skip connections")
+        self.skip_checkbox = widgets.Checkbox(True, description="compare with skip connections", indent=False,
+                                              layout=widgets.Layout(width="auto"))
         controls = [
             self.depth_slider,
             self.width_slider,
@@ -47,6 +64,8 @@ class GradientExplorer:
         self.plot = widgets.Image(format="png")
         self.ratio_line = widgets.HTML()
         self.widget = widgets.VBox([widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.plot, self.ratio_line])
+        self._figures: dict[int, Figure] = {}  # by panel count
+        self._backgrounds: dict[int, tuple[tuple, object]] = {}  # by panel count: (what the axes show, their pixels)
         self.update()
 
     def update(self) -> dict[str, list[float]]:
@@ -54,17 +73,17 @@ class GradientExplorer:
         start = time.perf_counter()
         labels = ("plain", "residual") if self.skip_checkbox.value else ("plain",)
         norms = {label: self._gradient_norms(skip=label == "residual") for label in labels}
-        self.figure = self._draw(norms)
-        png = io.BytesIO()
-        self.figure.savefig(png, format="png")
-        self.plot.value = png.getvalue()
+        self.figure = self._update_panels(norms)
+        self.plot.value = self._render_png(self.figure)
+        width, height = self.figure.canvas.get_width_height()
+        self.plot.layout.width, self.plot.layout.height = f"{width}px", f"{height}px"  # one image pixel per CSS pixel
         ratios = ", ".join(f"{label} {_describe_ratio(first_to_last_ratio(values))}" for label, values in norms.items())
         self.ratio_line.value = f"first/last layer gradient-norm ratio: {ratios}"
         self.last_redraw_seconds = time.perf_counter() - start
         return norms
 
     def _gradient_norms(self, skip: bool) -> list[float]:
-        """Profile a freshly seeded model, so the same settings always give the same plot."""
+        """`gradient_profile` of a freshly seeded model (same settings, same plot), with its pass sped up on a CPU."""
         seed_everything(self.seed)
         model = make_mlp(
             self.depth_slider.value,
@@ -73,21 +92,121 @@ class GradientExplorer:
             self.init_dropdown.value,
             self.norm_dropdown.value,
             skip=skip,
-        )
-        return gradient_profile(model.to(self.inputs.device), self.inputs, self.targets)
+        ).to(self.inputs.device)
+        with _quick_small_cpu_pass(self.inputs.device):
+            F.cross_entropy(model(self.inputs), self.targets).backward()
+        return layer_grad_norms(model)
 
-    def _draw(self, norms: dict[str, list[float]]) -> Figure:
-        """Side-by-side panels on a shared log axis, so plain and residual compare at a glance."""
-        figure = Figure(figsize=(5 * len(norms), 3.5))
-        axes = figure.subplots(1, len(norms), sharey=True, squeeze=False)[0]
-        for ax, (label, values) in zip(axes, norms.items(), strict=True):
-            plot_grad_norms({label: values}, ax=ax, title=f"{label}, {len(values)} layers")
-        figure.tight_layout()
+    def _update_panels(self, norms: dict[str, list[float]]) -> Figure:
+        """Side-by-side panels on one shared log axis, so plain and residual compare at a glance: data and limits."""
+        if len(norms) not in self._figures:
+            self._figures[len(norms)] = _panels(len(norms))
+        figure = self._figures[len(norms)]
+        for ax, (label, values) in zip(figure.axes, norms.items(), strict=True):
+            (line,) = ax.get_lines()
+            line.set_data(*grad_norm_points(values))
+            ax.title.set_text(f"{label}, {len(values)} layers")
+            ax.set_xlim(0.5, len(values) + 0.5)
+        plotted = np.concatenate([line.get_ydata() for ax in figure.axes for line in ax.get_lines()])
+        figure.axes[0].set_ylim(_decades_around(plotted))  # shared: every panel gets them
         return figure
+
+    def _render_png(self, figure: Figure) -> bytes:
+        """The figure as a PNG, its axes, ticks and titles drawn again only when they changed (blitting).
+
+        A new depth or a new range of norms redraws the whole figure without its lines and keeps those pixels;
+        any other change restores them and draws just the lines on top.
+        """
+        lines = [line for ax in figure.axes for line in ax.get_lines()]
+        shown = tuple((ax.get_title(), ax.get_xlim(), ax.get_ylim()) for ax in figure.axes)
+        kept_shown, background = self._backgrounds.get(len(figure.axes), (None, None))
+        if shown == kept_shown:
+            figure.canvas.restore_region(background)
+        else:
+            for line in lines:
+                line.set_visible(False)
+            figure.canvas.draw()
+            self._backgrounds[len(figure.axes)] = shown, figure.canvas.copy_from_bbox(figure.bbox)
+            for line in lines:
+                line.set_visible(True)
+        for line in lines:
+            line.axes.draw_artist(line)
+        return _encode_png(figure)
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict:
         """Let `display(explorer)`, or the explorer last in a cell, show the widget."""
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _panels(count: int) -> Figure:
+    """`count` gradient-profile panels on one shared y axis, each with an empty line, laid out once.
+
+    The layout fits the widest tick labels a profile can need; titles and axis labels then stay where that first
+    layout put them, so a redraw never measures every tick label to place them. Every panel keeps its own tick
+    labels, to read on its own.
+    """
+    figure = Figure(figsize=(count * PANEL_WIDTH_PX / DPI, PANEL_HEIGHT_PX / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, count, sharey=True, squeeze=False)[0]
+    for ax in axes:
+        style_grad_norm_axes(ax)
+        ax.xaxis.get_major_locator().set_params(nbins=LAYER_TICKS)
+        ax.set(xlabel=LAYER_LABEL, ylabel=GRAD_NORM_LABEL, ylim=WIDEST_TICK_RANGE)
+        ax.tick_params(labelleft=True)
+        ax.plot([], [], marker=".")
+        ax.set_title("residual, 100 layers", y=1)  # a given height: no search for tick labels above the axes
+    figure.tight_layout()
+    figure.canvas.draw()
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
+    return figure
+
+
+def _decades_around(values: np.ndarray) -> tuple[float, float]:
+    """Log-axis limits on whole decades (plus a 5% margin), so both ends have a tick labelled with a power of ten.
+
+    From the power of ten below the smallest finite value to the one above the largest, a decade apart at least.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return WIDEST_TICK_RANGE
+    low, high = np.floor(np.log10(finite.min())), np.ceil(np.log10(finite.max()))
+    high = max(high, low + 1)
+    margin = 0.05 * (high - low)
+    return 10 ** (low - margin), 10 ** (high + margin)
+
+
+def _encode_png(figure: Figure) -> bytes:
+    """The figure's drawn pixels as a PNG with fast compression, at the figure's own pixel size."""
+    pixels = PIL.Image.fromarray(np.asarray(figure.canvas.buffer_rgba())).convert("RGB")
+    png = io.BytesIO()
+    pixels.save(png, format="png", compress_level=PNG_COMPRESS_LEVEL)
+    return png.getvalue()
+
+
+@contextlib.contextmanager
+def _quick_small_cpu_pass(device: torch.device) -> Iterator[None]:
+    """One CPU thread and denormals flushed to zero for a tiny model's forward and backward; nothing on a GPU.
+
+    Threads: layers at most 256 units wide gain little from a second thread, and a thread waiting for a core that
+    another process holds stalls every layer (one thread sums in another order: last-digit changes, as on another
+    machine).
+    Denormals: vanishing gradients fall below float32's normal range (1.2e-38), where x86 arithmetic is several
+    times slower; such entries square to 0 in a norm anyway, so the norms, taken after this pass, are the same.
+    PyTorch cannot report whether flushing was on: it is left off, its default.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 def _describe_ratio(ratio: float) -> str:

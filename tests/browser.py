@@ -20,11 +20,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPOSITORY = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPOSITORY / "tests" / "screenshots"
-# Render every cell (no windowing) so the test sees all outputs, and ask no news server (there is no network).
-LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": '{"windowingMode": "none"}',
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": '{"fetchNews": "false"}',
-}
+# Render every cell (no windowing) so the test sees all outputs; the news and update checks are the course's own
+# configuration's job (jupyter/student), not the test's.
+LAB_SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": '{"windowingMode": "none"}'}
 
 
 def free_port() -> int:
@@ -38,17 +36,18 @@ def free_port() -> int:
 def jupyterlab(work: Path, make_target: str, env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """Start JupyterLab through the course's own `make` target on 127.0.0.1 with a random token.
 
-    Yields (base URL, token) once the server answers; logs and throwaway settings go to `work`.
+    Yields (base URL, token) once the server answers; logs and JupyterLab's per-user state (LAB_STATE) go to `work`.
     """
     port, token = free_port(), secrets.token_hex(16)
-    settings = work / "lab-settings"
+    state = work / "lab-state"
+    settings = state / "user-settings"
     for name, text in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(text)
     bin_dir = Path(sys.executable).parent
-    lab_args = (f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token} "
-                f"--LabApp.user_settings_dir={settings}")
-    command = ["make", "--no-print-directory", make_target, f"VENV={bin_dir.parent}", f"LAB_ARGS={lab_args}"]
+    lab_args = f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token}"
+    command = ["make", "--no-print-directory", make_target, f"VENV={bin_dir.parent}", f"LAB_ARGS={lab_args}",
+               f"LAB_STATE={state}"]
     environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env}
     log = open(work / f"jupyterlab-{make_target}.log", "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=log, stderr=subprocess.STDOUT,

@@ -112,3 +112,17 @@ def test_device_script_is_valid_bash_and_names_its_call() -> None:
     subprocess.run(["bash", "-n", script], check=True)
     text = script.read_text()
     assert 'carry=[".data"]' in text and "--parts 4" in text
+
+
+def test_the_device_proof_runs_its_cpu_parts_here_and_says_what_needs_a_gpu(tmp_path):
+    """`make device-proof` without a GPU: checks, a small class graded against its CPU scores, bench part 4 tiny."""
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU the device proof is the full run: benchmarks/device_proof.sh")
+    done = subprocess.run([sys.executable, str(REPOSITORY / "benchmarks" / "device_proof.py"),
+                           "--output", str(tmp_path / "results.md")], capture_output=True, text=True, timeout=900)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-4000:]
+    assert "No CUDA GPU here" in printed and "run benchmarks/device_proof.sh there" in printed
+    assert "04_residual_blocks: all cells passed" in printed and "ran on cpu (no GPU found)" in printed
+    assert "04_residual_blocks: 3 in" in printed and "every score equals its CPU score" in printed
+    assert "speed-up" in printed and (tmp_path / "results.md").exists()

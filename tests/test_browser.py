@@ -100,13 +100,31 @@ def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
         assert error_outputs(page) == []
 
 
-def test_instructor_formgrader_lists_the_course_assignments(browser, tmp_path):
-    """`make formgrader` loads the gradebook from solutions/ and its page lists every assignment."""
+def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_the_course_driver(browser, tmp_path):
+    """`make formgrader` opens on the formgrader, from a ?token= link in a fresh browser, lists every assignment,
+    warns about no exchange, and its per-student Autograde button grades through the course's driver."""
     grading = tmp_path / "grading"
+    submission = grading / "submitted" / "ann" / "04_residual_blocks" / "04_residual_blocks.ipynb"
+    submission.parent.mkdir(parents=True)
+    nbformat.write(make_submission("04_residual_blocks", ()), submission)
     with jupyterlab(tmp_path, "formgrader", {"GRADING_ROOT": str(grading)}) as (base, token):
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        fresh = browser.new_context(viewport={"width": 1400, "height": 900})  # no cookie: only the token link
+        page = fresh.new_page()
+        page.goto(f"{base}/?token={token}")
+        page.wait_for_url("**/formgrader**", timeout=60_000)
         page.goto(f"{base}/formgrader/manage_assignments?token={token}")
         for assignment in ASSIGNMENTS:
             page.get_by_role("link", name=assignment, exact=True).wait_for(timeout=60_000)
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=SCREENSHOTS / "formgrader_assignments.png")
+        assert "exchange" not in page.inner_text("body").lower()
+
+        page.goto(f"{base}/formgrader/manage_submissions/04_residual_blocks?token={token}")
+        page.locator("tr:has-text('ann') td.autograde a").first.click()
+        page.get_by_text("Successfully autograded").wait_for(timeout=600_000)
+        report = (grading / "report.csv").read_text()
+        page.screenshot(path=SCREENSHOTS / "formgrader_autograded.png")
+        fresh.close()
+    assert "ann,04_residual_blocks,18,18,graded" in report, report
+    log = (tmp_path / "jupyterlab-formgrader.log").read_text()
+    assert "exchange" not in log.lower() or "unwritable" not in log.lower(), log[-2000:]

@@ -12,7 +12,15 @@ import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from residual_course.plots import GRAD_NORM_FLOOR, plot_grad_norms, plot_history  # noqa: E402
+from residual_course.diagnostics import ActivationHistogram, Histogram  # noqa: E402
+from residual_course.plots import (  # noqa: E402
+    GRAD_NORM_FLOOR,
+    UPDATE_RATIO_GUIDE,
+    plot_grad_norms,
+    plot_histograms,
+    plot_history,
+    plot_update_ratios,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +39,7 @@ def test_plot_grad_norms_draws_one_log_line_per_label() -> None:
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
     assert ax.get_legend() is not None
     assert ax.get_xlabel() == "layer (input -> output)"
+    assert all(tick == int(tick) for tick in ax.get_xticks())  # layers are whole numbers, even for 3 of them
 
 
 def test_plot_grad_norms_uses_the_given_axes_and_survives_zeros() -> None:
@@ -65,3 +74,27 @@ def test_plot_history_one_subplot_per_metric_one_line_per_run() -> None:
 def test_plot_history_rejects_unknown_metrics(metrics: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="train_loss, train_accuracy, test_loss, test_accuracy"):
         plot_history({"run": StandInHistory()}, metrics=metrics)
+
+
+def test_plot_update_ratios_one_line_per_layer_and_the_rule_of_thumb_dashed() -> None:
+    ax = plot_update_ratios({"0.weight": [-2.5, -2.8, -3.1], "2.weight": [-4.0, -3.9, -3.7]}, title="lr 0.1")
+    *layers, guide = ax.get_lines()
+    assert [line.get_label() for line in layers] == ["0.weight", "2.weight"]
+    assert list(layers[0].get_xdata()) == [1, 2, 3]
+    assert set(guide.get_ydata()) == {UPDATE_RATIO_GUIDE} == {-3} and guide.get_linestyle() == "--"
+    assert all(tick == int(tick) for tick in ax.get_xticks())
+    assert ax.get_title() == "lr 0.1" and ax.get_legend() is not None
+
+
+def test_plot_histograms_draws_one_density_per_layer_labelled_with_its_summary() -> None:
+    activations = ActivationHistogram("1", mean=0.0, std=0.9, counts=[40, 10, 10, 40], edges=[-1, -0.5, 0, 0.5, 1],
+                                      saturated_fraction=0.8)
+    gradients = Histogram("3", mean=1e-3, std=2e-4, counts=[0, 5, 0], edges=[0.0, 1e-3, 2e-3, 3e-3])
+    ax = Figure().subplots()
+    assert plot_histograms([activations, gradients], ax=ax) is ax
+    first, second = ax.get_lines()
+    assert first.get_label() == activations.describe() and "saturated 80.0%" in first.get_label()
+    assert second.get_label() == gradients.describe()
+    assert list(first.get_xdata()) == [-0.75, -0.25, 0.25, 0.75]
+    assert sum(first.get_ydata()) * 0.5 == pytest.approx(1.0)  # densities: the area under each line is 1
+    assert max(first.get_ydata()) == pytest.approx(0.8)  # the saturated tails stand out

@@ -49,6 +49,14 @@ def test_plot_confusion_matrix_shows_row_percentages_with_class_names() -> None:
     assert sorted(text.get_text() for text in ax.texts) == ["100", "100", "50", "50"]
 
 
+def test_a_rare_confusion_reads_less_than_one_percent_not_zero() -> None:
+    labels = np.zeros(300, dtype=int)
+    predictions = np.zeros(300, dtype=int)
+    predictions[0] = 1  # one image in 300: 0.33% of the class
+    ax = plot_confusion_matrix(labels, predictions, NAMES)
+    assert sorted(text.get_text() for text in ax.texts) == ["100", "<1"]
+
+
 def test_plot_confusion_matrix_uses_given_axes_and_survives_absent_classes() -> None:
     ax = Figure().subplots()
     assert plot_confusion_matrix([0, 0], [0, 0], NAMES, ax=ax) is ax

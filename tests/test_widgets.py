@@ -4,11 +4,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import io  # noqa: E402
+import struct  # noqa: E402
+
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from residual_course.widgets import GradientExplorer  # noqa: E402
+from residual_course.gradients import gradient_profile  # noqa: E402
+from residual_course.models import make_mlp  # noqa: E402
+from residual_course.runtime import seed_everything  # noqa: E402
+from residual_course.widgets import PANEL_HEIGHT_PX, PANEL_WIDTH_PX, GradientExplorer, _encode_png  # noqa: E402
 
 
 @pytest.fixture
@@ -23,26 +31,60 @@ def points_per_line(explorer: GradientExplorer) -> list[int]:
     return [len(line.get_xdata()) for ax in explorer.figure.axes for line in ax.get_lines()]
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, read from the PNG's header chunk."""
+    assert png.startswith(b"\x89PNG")
+    return struct.unpack(">II", png[16:24])
+
+
+def shown_size(explorer: GradientExplorer) -> tuple[int, int]:
+    """The CSS pixel size the page gives the plot."""
+    return int(explorer.plot.layout.width.removesuffix("px")), int(explorer.plot.layout.height.removesuffix("px"))
+
+
 def test_starts_with_plain_and_residual_side_by_side(batch: tuple[Tensor, Tensor]) -> None:
     explorer = GradientExplorer(*batch)
     assert len(explorer.figure.axes) == 2
     assert points_per_line(explorer) == [20, 20]
-    assert bytes(explorer.plot.value).startswith(b"\x89PNG")
+    assert png_size(bytes(explorer.plot.value)) == shown_size(explorer) == (2 * PANEL_WIDTH_PX, PANEL_HEIGHT_PX)
     assert "plain" in explorer.ratio_line.value and "residual" in explorer.ratio_line.value
     assert explorer.last_redraw_seconds > 0
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
 
 
+@pytest.mark.parametrize(("activation", "skip"), [("sigmoid", True), ("relu", True), ("relu", False)])
+def test_panels_share_y_limits_that_fit_and_read_on_every_panel(batch: tuple[Tensor, Tensor], activation: str,
+                                                                 skip: bool) -> None:
+    """Sigmoid: 30 decades; relu + kaiming: residual norms reach ~1e5, plain ones stay within one decade."""
+    explorer = GradientExplorer(*batch)
+    explorer.init_dropdown.value = "kaiming"
+    explorer.activation_dropdown.value = activation
+    explorer.skip_checkbox.value = skip
+    axes = explorer.figure.axes
+    assert len({ax.get_ylim() for ax in axes}) == 1
+    values = [value for ax in axes for line in ax.get_lines() for value in line.get_ydata()]
+    low, high = axes[0].get_ylim()
+    assert low <= min(values) and max(values) <= high < 100 * max(values)
+    explorer.figure.canvas.draw()
+    for ax in axes:
+        shown = [label.get_text() for label in ax.get_yticklabels(which="both")
+                 if label.get_visible() and label.get_text()]
+        assert len(shown) >= 2 and all("10^{" in text and "times" not in text for text in shown)  # 10^k only
+        assert all(tick == int(tick) for tick in ax.get_xticks())
+
+
 def test_depth_slider_and_skip_checkbox_redraw(batch: tuple[Tensor, Tensor]) -> None:
     explorer = GradientExplorer(*batch)
-    first_figure = explorer.figure
+    first_plot = bytes(explorer.plot.value)
     explorer.depth_slider.value = 7
-    assert explorer.figure is not first_figure
+    assert bytes(explorer.plot.value) != first_plot
     assert points_per_line(explorer) == [7, 7]
+    assert [ax.get_title() for ax in explorer.figure.axes] == ["plain, 7 layers", "residual, 7 layers"]
     explorer.skip_checkbox.value = False
     assert len(explorer.figure.axes) == 1
     assert points_per_line(explorer) == [7]
     assert "residual" not in explorer.ratio_line.value
+    assert png_size(bytes(explorer.plot.value)) == shown_size(explorer) == (PANEL_WIDTH_PX, PANEL_HEIGHT_PX)
 
 
 @pytest.mark.parametrize(
@@ -51,9 +93,39 @@ def test_depth_slider_and_skip_checkbox_redraw(batch: tuple[Tensor, Tensor]) -> 
 )
 def test_every_control_redraws(batch: tuple[Tensor, Tensor], control: str, value: object) -> None:
     explorer = GradientExplorer(*batch)
-    before = explorer.figure
+    before, lines = bytes(explorer.plot.value), [ax.get_lines()[0].get_ydata().copy() for ax in explorer.figure.axes]
     getattr(explorer, control).value = value
-    assert explorer.figure is not before
+    assert bytes(explorer.plot.value) != before
+    for ax, old in zip(explorer.figure.axes, lines, strict=True):
+        assert (ax.get_lines()[0].get_ydata() != old).any()
+
+
+def test_redraws_reuse_one_figure_per_view(batch: tuple[Tensor, Tensor]) -> None:
+    explorer = GradientExplorer(*batch)
+    side_by_side = explorer.figure
+    explorer.depth_slider.value = 9
+    assert explorer.figure is side_by_side
+    explorer.skip_checkbox.value = False
+    plain_only = explorer.figure
+    explorer.skip_checkbox.value = True
+    assert explorer.figure is side_by_side and plain_only is not side_by_side
+
+
+def test_blitted_redraws_match_a_full_draw_pixel_for_pixel(batch: tuple[Tensor, Tensor]) -> None:
+    """Whether the axes were kept (same update, width) or drawn again (depth, norm), the plot is the full figure."""
+    explorer = GradientExplorer(*batch)
+    changes = {"none": lambda: explorer.update(), "width": lambda: setattr(explorer.width_slider, "value", 32),
+               "depth": lambda: setattr(explorer.depth_slider, "value", 30),
+               "norm": lambda: setattr(explorer.norm_dropdown, "value", "layer")}
+    kept = []
+    for change in changes.values():
+        background = explorer._backgrounds[2]
+        change()
+        kept.append(explorer._backgrounds[2] is background)
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.plot.value)))
+        explorer.figure.canvas.draw()
+        assert np.array_equal(shown, np.asarray(PIL.Image.open(io.BytesIO(_encode_png(explorer.figure)))))
+    assert kept == [True, True, False, False]
 
 
 def test_update_returns_depth_norms_per_model_and_is_repeatable(batch: tuple[Tensor, Tensor]) -> None:
@@ -67,3 +139,29 @@ def test_update_returns_depth_norms_per_model_and_is_repeatable(batch: tuple[Ten
         other = GradientExplorer(*batch, seed=seed)
         other.depth_slider.value = 9
         assert (other.update() == norms) is same
+
+
+def test_quick_cpu_pass_changes_no_norm_and_restores_torch(batch: tuple[Tensor, Tensor]) -> None:
+    """Deep enough for gradients to underflow: flushed denormals change no norm, one thread only the sums' order."""
+    threads = torch.get_num_threads()
+    explorer = GradientExplorer(*batch)
+    explorer.depth_slider.value = 50
+    norms = explorer.update()
+    assert min(norms["plain"]) < 1e-30
+    assert torch.get_num_threads() == threads
+    assert (torch.tensor([1e-38]) / 100).item() > 0  # denormals are back
+    for label, values in norms.items():
+        seed_everything(explorer.seed)
+        model = make_mlp(50, skip=label == "residual")
+        assert values == pytest.approx(gradient_profile(model, *batch), rel=1e-4)
+        torch.set_num_threads(1)
+        try:
+            assert values == gradient_profile(model, *batch)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def test_controls_show_their_whole_captions(batch: tuple[Tensor, Tensor]) -> None:
+    explorer = GradientExplorer(*batch)
+    assert not explorer.skip_checkbox.indent and explorer.skip_checkbox.layout.width == "auto"
+    assert explorer.depth_slider.layout.width == "400px"
