@@ -49,6 +49,28 @@ def gradient_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[
     return layer_grad_norms(model)
 
 
+def signal_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[float]:
+    """Norm of the loss gradient with respect to each Linear or Conv layer's input, first layer first.
+
+    This is the backward signal itself, one factor of the chain rule per layer; a weight gradient also scales with
+    its layer's input (fan-in 784 at a first Linear layer), so it measures the signal less directly. The model's
+    parameter gradients are left untouched.
+    """
+    seen: list[Tensor] = []
+
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        def keep(module: nn.Module, args: tuple, output: Tensor) -> None:
+            seen.append(args[0])
+
+        return keep
+
+    inputs = inputs.detach().requires_grad_(True)  # so the first layer's input (the data) has a gradient too
+    with forward_hooks(model, (nn.Linear, nn.Conv2d), make_hook, inputs):
+        loss = F.cross_entropy(model(inputs), targets)
+    grads = torch.autograd.grad(loss, seen)
+    return torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]).tolist()
+
+
 def first_to_last_ratio(norms: list[float]) -> float:
     """How much weaker the input layer's gradient is than the output layer's: the vanishing factor.
 

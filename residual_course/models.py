@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+from residual_course.probes import trace_forward
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INITS = ("default", "xavier", "kaiming")
@@ -33,17 +36,21 @@ def _hidden_unit(in_features: int, out_features: int, activation: str, norm: str
 
 
 class ResidualLinear(nn.Module):
-    """x + act(norm(linear(x))): the identity path lets the gradient skip the shrinking derivatives."""
+    """x + linear(act(norm(x))): the identity path lets the gradient skip the shrinking derivatives.
+
+    The pre-activation form of lesson 04's PreActBlock (norm and activation before the layer, nothing after the
+    addition): with a sigmoid after the addition the identity path would pass through sigmoid' <= 1/4 again.
+    """
 
     def __init__(self, width: int, activation: str = "sigmoid", norm: str = "none") -> None:
         super().__init__()
-        self.linear = nn.Linear(width, width)
         self.norm = _norm(norm, width)
         self.activation = _activation(activation)
+        self.linear = nn.Linear(width, width)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Add the block's output to its input, as in a ResNet basic block."""
-        return x + self.activation(self.norm(self.linear(x)))
+        """The input plus the branch, nothing after the addition."""
+        return x + self.linear(self.activation(self.norm(x)))
 
 
 def _initialize(model: nn.Module, init: str, activation: str) -> None:
@@ -85,3 +92,15 @@ def make_mlp(
     )
     _initialize(model, init, activation)
     return model
+
+
+def zero_init_last_norm(block: nn.Module, inputs: Tensor) -> nn.Module:
+    """Zero the scale (gamma) of the last BatchNorm that runs, so the residual branch starts as zero (Goyal et al.
+    2017; torchvision's zero_init_residual). `inputs` is a batch the block accepts, to see which one runs last."""
+    norms = trace_forward(block, inputs, (nn.BatchNorm1d, nn.BatchNorm2d))
+    if not norms:
+        raise ValueError("this block runs no BatchNorm layer, so there is no gamma to zero")
+    last = norms[-1].module
+    with torch.no_grad():
+        last.weight.zero_()
+    return last

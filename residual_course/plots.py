@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
+    from residual_course.diagnostics import Histogram
+    from residual_course.studies import Run, Summary
     from residual_course.training import History
 
 GRAD_NORM_FLOOR = 1e-30
+LAYER_LABEL, GRAD_NORM_LABEL = "layer (input -> output)", "‖∂loss/∂W‖"
 HISTORY_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+UPDATE_RATIO_GUIDE = -3  # log10 of the rule of thumb: each step moves a layer's weights by about 1e-3 of their size
 
 
 def plot_grad_norms(norms: dict[str, list[float]], ax: Axes | None = None, title: str | None = None) -> Axes:
@@ -26,14 +32,65 @@ def plot_grad_norms(norms: dict[str, list[float]], ax: Axes | None = None, title
     if ax is None:
         _, ax = plt.subplots()
     for label, values in norms.items():
-        layers = np.arange(1, len(values) + 1)
-        ax.plot(layers, np.clip(values, GRAD_NORM_FLOOR, None), marker=".", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("layer (input -> output)")
-    ax.set_ylabel("‖∂loss/∂W‖")
+        ax.plot(*grad_norm_points(values), marker=".", label=label)
+    style_grad_norm_axes(ax)
+    ax.set_xlabel(LAYER_LABEL)
+    ax.set_ylabel(GRAD_NORM_LABEL)
     if title is not None:
         ax.set_title(title)
     ax.legend()
+    return ax
+
+
+def grad_norm_points(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(layer index from 1, norm clipped up to GRAD_NORM_FLOOR): what a log-scale gradient profile can show."""
+    return np.arange(1, len(values) + 1), np.clip(values, GRAD_NORM_FLOOR, None)
+
+
+def style_grad_norm_axes(ax: Axes) -> None:
+    """Log y and whole-number layer ticks, so every gradient-profile panel reads the same."""
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_update_ratios(ratios: dict[str, list[float]], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """log10(‖ΔW‖ / ‖W‖) per layer against the step, the ~1e-3 rule of thumb dashed: who learns too slowly or too fast.
+
+    `ratios` is what `diagnostics.update_ratios` returns, one line per layer (step 1 = the first update). Without
+    `ax` the axes come from `plt.subplots()`, so a plain notebook cell shows the figure.
+    """
+    if ax is None:
+        _, ax = plt.subplots()
+    for name, values in ratios.items():
+        ax.plot(np.arange(1, len(values) + 1), values, label=name)
+    ax.axhline(UPDATE_RATIO_GUIDE, color="black", linestyle="--", linewidth=1, label="1e-3 rule of thumb")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step")
+    ax.set_ylabel("log10(‖ΔW‖ / ‖W‖)")
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_histograms(histograms: Sequence[Histogram], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Karpathy's overlaid per-layer histograms, one density line per layer: saturated tails and spreads side by side.
+
+    `histograms` come from `diagnostics.activation_histograms` or `activation_gradient_histograms`; each line is
+    labelled with its layer's summary (mean, std, and the saturated fraction for activations). Densities, not counts,
+    so layers of different sizes compare. Without `ax` the axes come from `plt.subplots()`.
+    """
+    if ax is None:
+        _, ax = plt.subplots()
+    for histogram in histograms:
+        edges, counts = np.asarray(histogram.edges), np.asarray(histogram.counts)
+        density = counts / max(counts.sum(), 1) / np.diff(edges)
+        ax.plot((edges[:-1] + edges[1:]) / 2, density, label=histogram.describe())
+    ax.set_xlabel("value")
+    ax.set_ylabel("density")
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
     return ax
 
 
@@ -50,10 +107,64 @@ def plot_history(histories: dict[str, History], metrics: tuple[str, ...] = ("tra
             values = getattr(history, metric)
             ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric.replace("_", " "))
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_study(runs: Sequence[Run], metric: str = "train_loss", ax: Axes | None = None,
+               title: str | None = None) -> Axes:
+    """One learning curve per network of a depth study: the mean over seeds, with the seeds' range shaded.
+
+    `runs` come from `studies.train_study`. Without `ax` the axes come from `plt.subplots()`.
+    """
+    if metric not in HISTORY_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(HISTORY_METRICS)}, got {metric!r}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    curves: dict[tuple[str, int], list[list[float]]] = {}
+    for run in runs:
+        curves.setdefault((run.family, run.depth), []).append(getattr(run.history, metric))
+    for (family, depth), values in curves.items():
+        table = np.array(values)
+        epochs = np.arange(1, table.shape[1] + 1)
+        line, = ax.plot(epochs, table.mean(0), label=f"{family}, {depth} layers")
+        ax.fill_between(epochs, table.min(0), table.max(0), color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(metric.replace("_", " ") + (" (mean, range over seeds)" if len(next(iter(curves.values()))) > 1
+                                               else ""))
+    if title is not None:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_depth_sweep(summaries: dict[tuple[str, int], Summary], ax: Axes | None = None,
+                     title: str | None = None) -> Axes:
+    """Final training loss against depth, one line per family (He et al. 2015, Fig. 6): the range over seeds as bars.
+
+    `summaries` come from `studies.summarise`. Without `ax` the axes come from `plt.subplots()`.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    families = dict.fromkeys(family for family, _ in summaries)
+    for family in families:
+        points = sorted((depth, s) for (f, depth), s in summaries.items() if f == family)
+        depths = [depth for depth, _ in points]
+        means = np.array([s.mean_loss for _, s in points])
+        low = means - np.array([min(s.losses) for _, s in points])
+        high = np.array([max(s.losses) for _, s in points]) - means
+        ax.errorbar(depths, means, yerr=[low, high], marker="o", capsize=3, label=family)
+    ax.set_xlabel("depth (layers)")
+    ax.set_xticks(sorted({depth for _, depth in summaries}))
+    ax.set_ylabel("final training loss")
+    if title is not None:
+        ax.set_title(title)
+    ax.legend()
+    return ax
 
 
 def confusion_counts(labels: object, predictions: object, num_classes: int) -> np.ndarray:
@@ -78,7 +189,8 @@ def plot_confusion_matrix(labels: object, predictions: object, class_names: tupl
                           ax: Axes | None = None, title: str | None = None) -> Axes:
     """Which classes a classifier mixes up: each row (true class) in % of its examples, diagonal = per-class recall.
 
-    Cells are annotated with their percentage (rounded); rows sum to 100. Without `ax` the axes come from
+    Cells are annotated with their percentage, rounded; a cell with a few examples that rounds to 0 says "<1", so
+    a "0" never hides mistakes, and an empty cell has none. Rows sum to 100. Without `ax` the axes come from
     `plt.subplots()`, so a plain notebook cell shows the figure.
     """
     counts = confusion_counts(labels, predictions, len(class_names))
@@ -91,7 +203,7 @@ def plot_confusion_matrix(labels: object, predictions: object, class_names: tupl
     ax.figure.colorbar(image, ax=ax, label="% of the true class")
     for (row, column), value in np.ndenumerate(percent):
         if counts[row, column]:
-            ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=8,
+            ax.text(column, row, f"{value:.0f}" if value >= 0.5 else "<1", ha="center", va="center", fontsize=8,
                     color="white" if value > 50 else "black")
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, labels=class_names, rotation=45, ha="right")

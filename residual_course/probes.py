@@ -58,14 +58,3 @@ def trace_forward(model: nn.Module, inputs: Tensor, types: tuple[type[nn.Module]
     with forward_hooks(model, types, make_hook, inputs), torch.no_grad():
         model(inputs)
     return calls
-
-
-def zero_init_last_norm(block: nn.Module, inputs: Tensor) -> nn.BatchNorm2d:
-    """Zero the scale (gamma) of the last BatchNorm that runs, so the residual branch starts as zero."""
-    norms = trace_forward(block, inputs, (nn.BatchNorm2d,))
-    if not norms:
-        raise ValueError("this block runs no BatchNorm2d layer, so there is no gamma to zero")
-    last = norms[-1].module
-    with torch.no_grad():
-        last.weight.zero_()
-    return last

@@ -43,12 +43,14 @@ def test_skip_model_has_the_same_parameters_as_the_plain_one(norm: str) -> None:
     assert count(make_mlp(10, norm=norm, skip=True)) == count(make_mlp(10, norm=norm, skip=False))
 
 
-def test_residual_linear_adds_its_input() -> None:
+def test_residual_linear_adds_its_input_and_nothing_follows_the_addition() -> None:
     block = ResidualLinear(3, activation="sigmoid")
     nn.init.zeros_(block.linear.weight)
     nn.init.zeros_(block.linear.bias)
     x = torch.randn(4, 3)
-    torch.testing.assert_close(block(x), x + 0.5)
+    torch.testing.assert_close(block(x), x)  # a zero branch leaves the input as it is (pre-activation form)
+    nn.init.eye_(block.linear.weight)
+    torch.testing.assert_close(block(x), x + torch.sigmoid(x))
 
 
 def hidden_weight_std(init: str, activation: str) -> float:

@@ -4,7 +4,8 @@ import torch
 from fixtures.blocks import TextbookBasicBlock, TorchvisionBottleneck
 from torch import nn
 
-from residual_course.probes import trace_forward, zero_init_last_norm
+from residual_course.models import zero_init_last_norm
+from residual_course.probes import trace_forward
 
 
 def test_trace_lists_calls_in_execution_order_and_removes_its_hooks():

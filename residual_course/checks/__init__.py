@@ -2,10 +2,11 @@
 
 from residual_course.checks.blocks import check_basic_block, check_bottleneck, check_preact_block
 from residual_course.checks.gradients import check_layer_grad_norms, check_sigmoid_derivative
-from residual_course.checks.report import CheckFailed
+from residual_course.checks.report import CheckFailed, claim
 
 __all__ = [
     "CheckFailed",
+    "claim",
     "check_basic_block",
     "check_bottleneck",
     "check_layer_grad_norms",

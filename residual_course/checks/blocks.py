@@ -203,14 +203,17 @@ def _device_property(factory: BlockFactory, same: tuple[int, int, int]) -> Prope
                     lambda d: _expect_device_and_gradient(factory, same, d))
 
 
-def _every_parameter_property(factory: BlockFactory, changed: tuple[int, int, int]) -> Property:
-    """Every layer a block creates takes part, projection included (a shape-changing block has them all)."""
-    def test(device: torch.device) -> None:
-        call = _call(factory, changed)
-        block = build(factory, *changed, device=device, call=call)
-        expect_every_parameter_matters(block, random_tensor(device, 4, changed[0], 8, 8), call, _run)
+def _expect_every_parameter(factory: BlockFactory, args: tuple[int, int, int], device: torch.device) -> None:
+    """Every layer the block creates for these arguments takes part in its output."""
+    call = _call(factory, args)
+    block = build(factory, *args, device=device, call=call)
+    expect_every_parameter_matters(block, random_tensor(device, 4, args[0], 8, 8), call, _run)
 
-    return Property("every parameter", "every layer it creates takes part (gets a gradient, changes the output)", test)
+
+def _every_parameter_property(factory: BlockFactory, same: tuple[int, int, int]) -> Property:
+    """Every layer of an identity-shortcut block takes part (the projection's are checked with the projection)."""
+    return Property("every parameter", "every layer it creates takes part (gets a gradient, changes the output)",
+                    lambda d: _expect_every_parameter(factory, same, d))
 
 
 def _post_activation_properties(factory: BlockFactory, same: tuple[int, int, int]) -> list[Property]:
@@ -247,12 +250,13 @@ def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Pr
                 -2 * cout: "the projection needs a BatchNorm after its 1x1 conv",
                 8 * cin * cout: "the projection is a 1x1 convolution, not 3x3",
             }, stride_in_3x3=True)
+        _expect_every_parameter(factory, (c, 2 * c, 2), device)
 
     return [
         Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
         *_post_activation_properties(factory, same),
-        _every_parameter_property(factory, (c, 2 * c, 2)),
+        _every_parameter_property(factory, same),
     ]
 
 
@@ -274,13 +278,14 @@ def bottleneck_properties(factory: BlockFactory, mid_channels: int = 8) -> list[
                 -(cin * 4 * mid + 8 * mid): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
                 -8 * mid: "the projection needs a BatchNorm after its 1x1 conv",
             }, stride_in_3x3=True)
+        _expect_every_parameter(factory, (4 * m, 2 * m, 2), device)
 
     return [
         Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
                  projection),
         *_post_activation_properties(factory, same),
-        _every_parameter_property(factory, (2 * m, 2 * m, 2)),
+        _every_parameter_property(factory, same),
     ]
 
 
@@ -308,6 +313,7 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
             _expect_block(factory, args, device, cout, preact_block_params(*args), {
                 -cin * cout: "the projection shortcut is missing (a 1x1 conv with the block's stride, no bias)",
             })
+        _expect_every_parameter(factory, (c, 2 * c, 2), device)
 
     return [
         Property("identity", "shape and parameter count with an identity shortcut", identity),
@@ -317,7 +323,7 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
                  activation_before_convs),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),
         _device_property(factory, same),
-        _every_parameter_property(factory, (c, 2 * c, 2)),
+        _every_parameter_property(factory, same),
     ]
 
 

@@ -27,6 +27,12 @@ class CheckFailed(AssertionError):
         return [f"CheckFailed: {self}"]
 
 
+def claim(holds: bool, sentence: str) -> None:
+    """A lesson's measured claim about the learner's code: when it does not hold, one sentence (no traceback)."""
+    if not holds:
+        raise CheckFailed(sentence)
+
+
 class Property(NamedTuple):
     """One checkable property: a short key for `only=`, the sentence a learner reads, and its test."""
 

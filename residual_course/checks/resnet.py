@@ -423,27 +423,27 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
 
     def stem(device: torch.device) -> None:
         model, _, call = build_resnet(device)
-        calls, first_input = _run_stem(model, random_tensor(device, 2, 3, 64, 64), call)
+        size = smallest_1x1_input(small_input=False)  # the whole model runs on it, whatever its head does
+        calls, first_input = _run_stem(model, random_tensor(device, 2, 3, size, size), call)
         convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
         if not convs or convs[0].module.kernel_size != (7, 7):
             raise PropertyFailed(f"{call}: the ImageNet stem starts with a 7x7 convolution (stride 2, padding 3)")
-        expected = (2, sizes[0], 16, 16)
+        expected = (2, sizes[0], size // 4, size // 4)
         if tuple(first_input.shape) == expected and float(first_input.min()) >= 0:
             return
-        size = first_input.shape[-1]
         pooled = any(isinstance(entry.module, nn.MaxPool2d) for entry in calls)
         if first_input.shape[1] != sizes[0]:
             hint = f"the stem must output widths[0] = {sizes[0]} channels"
-        elif size == 16:
+        elif first_input.shape[-1] == size // 4:
             hint = "the stem must end with a ReLU (after its BatchNorm), so the first block gets non-negative input"
-        elif convs[0].output_shape[-1] == 64:
-            hint = "the 7x7 conv must have stride 2 (and padding 3): it halves 64 to 32"
+        elif convs[0].output_shape[-1] == size:
+            hint = f"the 7x7 conv must have stride 2 (and padding 3): it halves {size} to {size // 2}"
         elif not pooled:
             hint = "after conv-BN-ReLU the stem needs nn.MaxPool2d(3, stride=2, padding=1), the second halving"
         else:
             hint = "the stem divides the size by 4: 7x7 conv stride 2 padding 3, then 3x3 max-pool stride 2 padding 1"
-        raise PropertyFailed(f"for a 64x64 image, {call} gives the first block a {tuple(first_input.shape)} input, "
-                             f"expected {expected}: {hint}")
+        raise PropertyFailed(f"for a {size}x{size} image, {call} gives the first block a {tuple(first_input.shape)} "
+                             f"input, expected {expected}: {hint}")
 
     def stages(device: torch.device) -> None:
         _, recorder, call = build_resnet(device)
@@ -494,20 +494,20 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
 
     def small_input(device: torch.device) -> None:
         model, _, call = build_resnet(device, in_channels=1, small_input=True)
-        calls, first_input = _run_stem(model, random_tensor(device, 2, 1, 28, 28), call)
+        size = smallest_1x1_input(small_input=True)  # the whole model runs on it, whatever its head does
+        calls, first_input = _run_stem(model, random_tensor(device, 2, 1, size, size), call)
         convs = [entry for entry in calls if isinstance(entry.module, nn.Conv2d)]
-        expected = (2, sizes[0], 28, 28)
+        expected = (2, sizes[0], size, size)
         if tuple(first_input.shape) != expected or not convs or convs[0].module.kernel_size != (3, 3):
-            raise PropertyFailed(f"for a 28x28 image, {call} gives the first block a {tuple(first_input.shape)} "
-                                 f"input, expected {expected}: with small_input=True the stem is a 3x3 conv with "
-                                 "stride 1 and padding 1 (+ BN + ReLU) and no max-pool; 28x28 images are too small "
-                                 "to shrink 4x at once")
+            raise PropertyFailed(f"for a {size}x{size} image, {call} gives the first block a "
+                                 f"{tuple(first_input.shape)} input, expected {expected}: with small_input=True the "
+                                 "stem is a 3x3 conv with stride 1 and padding 1 (+ BN + ReLU) and no max-pool; "
+                                 "28x28 images are too small to shrink 4x at once")
         got = count_parameters(model)
         expected_params = resnet_params(probe_block_params, layers, num_classes, 1, True, sizes)
         if got != expected_params:
             raise PropertyFailed(f"{call} has {got:,} parameters, expected {expected_params:,}: a 3x3 stem conv "
                                  "without bias, its BatchNorm, the stages and the GAP head")
-        size = smallest_1x1_input(small_input=True)
         with torch.no_grad():
             output = _run(model, random_tensor(device, 2, 1, size, size), call)
         _expect_shape(output, (2, num_classes), call, "one logit per class")

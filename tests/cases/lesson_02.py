@@ -4,8 +4,18 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="02_degradation",
-    full_marks=8,
+    full_marks=13,
     mistakes={
+        # running variance kept biased: training mode is right, evaluation after a few batches is not
+        "l02-bn-biased-running-var": (
+            (Mistake("batch-norm", "self.momentum * x.var(dim=0, unbiased=True)", "self.momentum * var"),),
+            frozenset({"batch-norm-eval"}),
+        ),
+        # batch statistics in evaluation too: one example's output depends on the rest of its batch
+        "l02-bn-no-eval-mode": (
+            (Mistake("batch-norm", "        if self.training:\n", "        if True:\n"),),
+            frozenset({"batch-norm-eval"}),
+        ),
         "l02-no-batchnorm": (
             (Mistake("plain-mlp", "layers += [nn.Linear(in_features, width), nn.BatchNorm1d(width), nn.ReLU()]",
                      "layers += [nn.Linear(in_features, width), nn.ReLU()]"),),

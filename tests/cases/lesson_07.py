@@ -1,4 +1,4 @@
-"""Grading case of lesson 06."""
+"""Grading case of lesson 07."""
 
 from cases import LessonCase, Mistake
 
@@ -9,14 +9,14 @@ DENSE_NEW_FIRST = Mistake("dense-layer", "return torch.cat([x, new_features], di
 TRANSITION_NO_POOL = Mistake("transition", "            nn.AvgPool2d(2),\n", "")
 
 CASE = LessonCase(
-    assignment="06_resnext_densenet",
+    assignment="07_resnext_densenet",
     full_marks=19,
     mistakes={
         # caught twice: by the parameter count and by the 3x3 conv's groups
-        "l06-groups-mixup": ((GROUPS_MIXUP,), frozenset({"resnext-parameters", "resnext-groups"})),
+        "l07-groups-mixup": ((GROUPS_MIXUP,), frozenset({"resnext-parameters", "resnext-groups"})),
         # a DenseBlock made of the broken layer breaks too; the parameter counts stay right
-        "l06-dense-adds": ((DENSE_ADDS,), frozenset({"dense-layer-concat", "dense-block-growth"})),
-        "l06-dense-new-first": ((DENSE_NEW_FIRST,), frozenset({"dense-layer-concat", "dense-block-growth"})),
-        "l06-transition-no-pool": ((TRANSITION_NO_POOL,), frozenset({"transition-downsampling"})),
+        "l07-dense-adds": ((DENSE_ADDS,), frozenset({"dense-layer-concat", "dense-block-growth"})),
+        "l07-dense-new-first": ((DENSE_NEW_FIRST,), frozenset({"dense-layer-concat", "dense-block-growth"})),
+        "l07-transition-no-pool": ((TRANSITION_NO_POOL,), frozenset({"transition-downsampling"})),
     },
 )
