@@ -2,11 +2,12 @@
 
 import os
 import statistics
+import subprocess
 import time
 
 import nbformat
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, jupyterlab, status_of
+from browser import CHROMIUM, CHROMIUM_ARGS, REPOSITORY, SCREENSHOTS, jupyterlab, status_of
 from notebooks import ASSIGNMENTS
 from test_autograde import make_submission
 
@@ -55,17 +56,30 @@ def plot_source(page) -> str:
     return page.locator(".widget-image").first.get_attribute("src") or ""
 
 
+def git_status() -> str:
+    """What `git status` says of the checkout (untracked files included), to see that a session leaves it alone."""
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPOSITORY,
+                          capture_output=True, text=True, check=True).stdout
+
+
 def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
-    """`make lab` on a copy of lesson 01, solved; run all; move the depth slider and the skip toggle."""
+    """`make lab` on a copy of lesson 01, solved: a quiet view; run all; move the depth slider and the skip toggle."""
     lessons = tmp_path / "lessons"
     (lessons / LESSON).mkdir(parents=True)
     nbformat.write(make_submission(LESSON, ()), lessons / LESSON / f"{LESSON}.ipynb")
     SCREENSHOTS.mkdir(exist_ok=True)
+    checkout_before = git_status()
     with jupyterlab(tmp_path, "lab", {"LESSONS_DIR": str(lessons), "RESIDUAL_COURSE_FAST": "1"}) as (base, token):
         assert status_of(f"{base}/formgrader?token={token}") == 404, "students must not get the formgrader"
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/lab/tree/{LESSON}/{LESSON}.ipynb?token={token}")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # the kernel is connected
+        page.wait_for_timeout(2000)  # time for a news toast or a late "modified" mark to appear, if any would
+        menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+        assert "Run" in menus and "Nbgrader" not in menus, f"no empty Nbgrader menu for students: {menus}"
+        assert page.get_by_text("Validate", exact=True).count() >= 1, "the Validate button stays"
+        assert page.get_by_text("Jupyter news", exact=False).count() == 0, "no news pop-up"
+        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening a lesson must not modify it"
         page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
         wait_until_all_cells_ran(page)
@@ -98,6 +112,7 @@ def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
         assert plot.screenshot() != at_depth_50
         page.screenshot(path=SCREENSHOTS / "lesson01_explorer_plain_only.png")
         assert error_outputs(page) == []
+    assert git_status() == checkout_before, "a JupyterLab session must leave the checkout as it found it"
 
 
 def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_the_course_driver(browser, tmp_path):
