@@ -28,11 +28,12 @@ import torch
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPOSITORY / "tests"), str(REPOSITORY / "benchmarks"), str(REPOSITORY)]
 
-from autograder.grading import gpu_check  # noqa: E402
 from cases import all_cases  # noqa: E402
 from hostile import ASSIGNMENT as HOSTILE_ASSIGNMENT  # noqa: E402
 from hostile import CORPUS  # noqa: E402
 from test_autograde import make_submission, submissions  # noqa: E402
+
+from autograder.grading import gpu_check  # noqa: E402
 
 GPU_JOBS, CPU_JOBS = 8, 2
 SERIAL_SUBMISSIONS = 8  # graded again one at a time, for the speed-up (2 in the small version)
