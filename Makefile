@@ -58,6 +58,8 @@ lab: setup  ## open the course in JupyterLab, as students see it (no instructor 
 
 formgrader: gradebook  ## instructors: JupyterLab on the grading folder, opening on nbgrader's formgrader
 	@# the formgrader reads nbgrader_config.py from the course root: a grading folder elsewhere gets a pointer to ours
+	@# nbgrader's exchange (unused: submissions come through `make collect`) must exist, or the page warns
+	mkdir -p $(GRADING_ROOT)/exchange
 	test -f $(GRADING_ROOT)/nbgrader_config.py || \
 		echo 'load_subconfig("$(abspath autograder/nbgrader_config.py)")  # noqa: F821' > $(GRADING_ROOT)/nbgrader_config.py
 	@# its Autograde buttons go through the course's driver (autograder/grading/formgrader.py), never around it

@@ -20,7 +20,7 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 # The course collects through `make collect` (an LMS download); nbgrader's exchange, if an instructor uses it
-# anyway, lives beside the work folders, where it can be created (no "unwritable exchange" warning).
+# anyway, lives beside the work folders (`make formgrader` creates it: no "unwritable exchange" warning).
 c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
 # The gradebook: sqlite next to this file unless NBGRADER_DB_URL names another database (any SQLAlchemy URL).
 c.CourseDirectory.db_url = os.environ.get(

@@ -4,7 +4,7 @@
     bash benchmarks/device_proof.sh   # on a machine with a CUDA GPU (see that script for the device tool's call)
 
 1. checks: every solution notebook, visible checks and hidden tests, with a GPU required; each check's device.
-2. a class: the lesson cases' submissions (solved, untouched, typical mistakes) and lesson 04's hostile corpus,
+2. a class: the lesson cases' submissions (solved, typical mistakes) and lesson 04's hostile corpus,
    graded with the GPU required at J=8, then the first few again at J=1; seconds per submission, the speed-up, and
    every score against the score the CPU gives it (the one tests/ asserts in CI).
 3. the trainer: `make bench` part 4 (images/s of fit() and of a textbook loop, seconds to 93% test accuracy).
@@ -28,17 +28,17 @@ import torch
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPOSITORY / "tests"), str(REPOSITORY / "benchmarks"), str(REPOSITORY)]
 
-from cases import all_cases  # noqa: E402
+from cases import all_cases, students  # noqa: E402
 from hostile import ASSIGNMENT as HOSTILE_ASSIGNMENT  # noqa: E402
 from hostile import CORPUS  # noqa: E402
-from test_autograde import make_submission, submissions  # noqa: E402
+from test_autograde import make_submission  # noqa: E402
 
 from autograder.grading import gpu_check  # noqa: E402
 
 GPU_JOBS, CPU_JOBS = 8, 2
-SERIAL_SUBMISSIONS = 8  # graded again one at a time, for the speed-up (2 in the small version)
+SERIAL_SUBMISSIONS = 8  # graded again one at a time, for the speed-up (1 in the small version)
 TINY_LESSONS = ("04_residual_blocks",)
-TINY_CLASS = ("solver", "l04-relu-before-add", "untouched")
+TINY_CLASS = ("solver", "l04-mistakes-1")
 
 
 def points(assignment: str) -> dict[str, float]:
@@ -55,12 +55,11 @@ def the_class(tiny: bool) -> dict[str, list[tuple[str, str, str]]]:
         if tiny and case.assignment not in TINY_LESSONS:
             continue
         worth = points(case.assignment)
-        for student, mistakes in submissions(case).items():
+        for student, submission in students(case).items():
             if tiny and student not in TINY_CLASS:
                 continue
-            failing = case.mistakes[student][1] if student in case.mistakes else set()
-            score = 0.0 if mistakes is None else case.full_marks - sum(worth[cell] for cell in failing)
-            text = nbformat.writes(make_submission(case.assignment, mistakes))
+            score = case.full_marks - sum(worth[cell] for cell in submission.failing)
+            text = nbformat.writes(make_submission(case.assignment, submission.edits))
             classes.setdefault(case.assignment, []).append((student, text, f"{score:g}|graded"))
     if not tiny:
         hostile = classes.setdefault(HOSTILE_ASSIGNMENT, [])
@@ -85,10 +84,10 @@ def matches(row: dict[str, str], expected: str) -> bool:
     return float(row["score"]) == float(score)
 
 
-def grade(root: Path, assignment: str, jobs: int, require_gpu: bool, students: list[str] | None = None) -> float:
+def grade(root: Path, assignment: str, jobs: int, require_gpu: bool, only: list[str] | None = None) -> float:
     """`python -m autograder.grading` as `make autograde` runs it; returns the batch's wall seconds."""
     command = [sys.executable, "-m", "autograder.grading", assignment, "--jobs", str(jobs)]
-    command += ["--require-gpu"] * require_gpu + (["--students", ",".join(students)] if students else [])
+    command += ["--require-gpu"] * require_gpu + (["--students", ",".join(only)] if only else [])
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPOSITORY, env={**os.environ, "GRADING_ROOT": str(root)},
                           capture_output=True, text=True)
@@ -120,14 +119,14 @@ def part_class(tiny: bool, gpu: bool) -> bool:
     """Part 2: the class graded at J (GPU required where there is one), a few again at J=1, scores compared."""
     jobs = GPU_JOBS if gpu else CPU_JOBS
     classes = the_class(tiny)
-    total = sum(len(students) for students in classes.values())
+    total = sum(len(roster) for roster in classes.values())
     print(f"## 2. {total} submissions graded at J={jobs}{', GPU required' if gpu else ' on the CPU (no GPU here)'}",
           flush=True)
     all_ok, seconds = True, 0.0
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        for assignment, students in classes.items():
-            for student, text, _ in students:
+        for assignment, roster in classes.items():
+            for student, text, _ in roster:
                 folder = root / "submitted" / student / assignment
                 folder.mkdir(parents=True)
                 (folder / f"{assignment}.ipynb").write_text(text)
@@ -136,14 +135,14 @@ def part_class(tiny: bool, gpu: bool) -> bool:
             with (root / "report.csv").open() as handle:
                 rows = {row["student_id"]: row for row in csv.DictReader(handle) if row["assignment"] == assignment}
             differ = [f"{student}: {rows[student]['score'] or '-'} {rows[student]['status']}, CPU: {expected}"
-                      for student, _, expected in students if not matches(rows[student], expected)]
+                      for student, _, expected in roster if not matches(rows[student], expected)]
             all_ok &= not differ
-            print(f"{assignment}: {len(students)} in {batch:.0f} s; "
+            print(f"{assignment}: {len(roster)} in {batch:.0f} s; "
                   + ("every score equals its CPU score" if not differ else "DIFFERENT: " + "; ".join(differ)),
                   flush=True)
         per_submission = seconds / total
-        first, students = next(iter(classes.items()))
-        serial = [student for student, _, _ in students[:2 if tiny else SERIAL_SUBMISSIONS]]
+        first, roster = next(iter(classes.items()))
+        serial = [student for student, _, _ in roster[:1 if tiny else SERIAL_SUBMISSIONS]]
         serial_seconds = grade(root, first, 1, gpu, serial) / len(serial)
     print(f"seconds per submission: {per_submission:.1f} at J={jobs}, {serial_seconds:.1f} at J=1 "
           f"({len(serial)} of {first}); speed-up {serial_seconds / per_submission:.2f}x", flush=True)
@@ -161,7 +160,7 @@ def part_bench(tiny: bool, output: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true", help="lesson 04 only, three submissions (implied without GPU)")
+    parser.add_argument("--tiny", action="store_true", help="lesson 04 only, two submissions (implied without GPU)")
     parser.add_argument("--output", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir()))
                         / "results-device-proof.md", help="where part 3 writes its table")
     args = parser.parse_args(argv)

@@ -397,8 +397,8 @@ CORPUS: dict[str, Submission] = {
                                    "graded|tampered", exact=False),
     "tensor-subclass": Submission(_append("basic-block", TENSOR_SUBCLASS, mistaken=True), HONEST,
                                   "needs manual grading", "could not be exported", exact=False),
-    "lies-about-parameters": Submission(_append("basic-block", LYING_PARAMETERS), FULL - 5, "tampered",
-                                        "'basic-block-projection'"),
+    # the checks count named_parameters(), in the kernel too: the lie fools neither side
+    "lies-about-parameters": Submission(_append("basic-block", LYING_PARAMETERS), FULL - 5, "graded|tampered"),
     "lies-about-shape": Submission(_append("basic-block", LYING_SHAPE, mistaken=True), HONEST,
                                    "needs manual grading", "could not be exported", exact=False),
     "recognises-zero-probe": Submission(_append("basic-block", RECOGNISES_ZERO_PROBE, mistaken=True), HONEST,

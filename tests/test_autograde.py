@@ -1,8 +1,9 @@
 """End to end, as an instructor runs it: submissions in, `make autograde/feedback/grades`, scores out.
 
-Every lesson is graded in one batch: a student who solved it (full marks), one who submitted it untouched (0 on
-every graded cell), and one student per typical mistake (tests/cases/), who must lose exactly the points of the
-cells that test the broken property.
+Every lesson is graded in one batch: a student who solved it (full marks) and students with its typical mistakes
+(tests/cases/, up to three per notebook), who must lose exactly the points of the cells that test the broken
+properties. An untouched lesson earning nothing is checked where it costs less: tests/test_notebooks.py runs every
+released lesson (each graded check must fail), and the hostile corpus grades an untouched lesson 04 end to end.
 """
 
 import csv
@@ -13,13 +14,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from cases import LessonCase, Mistake, all_cases
+from cases import SOLVER, LessonCase, Mistake, all_cases, students
 from nbgrader.api import Gradebook
 from notebooks import REPOSITORY, notebook_path
 
 BIN = Path(sys.executable).parent
 CASES = all_cases()
-SOLVER, UNTOUCHED = "solver", "untouched"
 
 
 def solved_source(cell: nbformat.NotebookNode) -> str:
@@ -44,11 +44,6 @@ def make_submission(assignment: str, mistakes: tuple[Mistake, ...] | None) -> nb
     return lesson
 
 
-def submissions(case: LessonCase) -> dict[str, tuple[Mistake, ...] | None]:
-    """Every student who submits this lesson, with the mistakes in their notebook."""
-    return {SOLVER: (), UNTOUCHED: None, **{student: edits for student, (edits, _) in case.mistakes.items()}}
-
-
 def make(target: str, root: Path, **variables: str) -> None:
     """Run a Makefile target against a scratch grading folder, as the instructor would."""
     env = {**os.environ, "GRADING_ROOT": str(root)}
@@ -62,10 +57,10 @@ def graded(tmp_path_factory) -> Path:
     """Grade the whole class once, every lesson, then let each test read the results."""
     root = tmp_path_factory.mktemp("course")
     for case in CASES:
-        for student, mistakes in submissions(case).items():
+        for student, submission in students(case).items():
             folder = root / "submitted" / student / case.assignment
             folder.mkdir(parents=True)
-            nbformat.write(make_submission(case.assignment, mistakes), folder / f"{case.assignment}.ipynb")
+            nbformat.write(make_submission(case.assignment, submission.edits), folder / f"{case.assignment}.ipynb")
         make("autograde", root, A=case.assignment, J="2")
         make("feedback", root, A=case.assignment)
     make("grades", root)
@@ -80,21 +75,20 @@ def cell_scores(root: Path, student: str, assignment: str) -> dict[str, tuple[fl
 
 
 def expected_score(case: LessonCase, student: str, root: Path) -> float:
-    """Full marks minus the points of the cells the student's mistakes must fail."""
-    if student == SOLVER:
-        return case.full_marks
-    if student not in case.mistakes:
+    """Full marks minus the points of the cells the student's mistakes must fail (0 where nothing was submitted)."""
+    submission = students(case).get(student)
+    if submission is None:
         return 0.0
     scores = cell_scores(root, student, case.assignment)
-    return case.full_marks - sum(scores[cell][1] for cell in case.mistakes[student][1])
+    return case.full_marks - sum(scores[cell][1] for cell in submission.failing)
 
 
 def test_grades_csv_has_one_row_per_student_and_assignment_with_the_expected_score(graded):
     with open(graded / "grades.csv") as handle:
         rows = {(row["student_id"], row["assignment"]): float(row["score"]) for row in csv.DictReader(handle)}
-    students = {student for case in CASES for student in submissions(case)}
+    everyone = {student for case in CASES for student in students(case)}
     expected = {(student, case.assignment): expected_score(case, student, graded)
-                for case in CASES for student in students}
+                for case in CASES for student in everyone}
     assert rows == expected
 
 
@@ -104,18 +98,14 @@ def test_the_solution_earns_every_point(graded, case):
     assert sum(score for score, _ in scores.values()) == case.full_marks == sum(top for _, top in scores.values())
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.assignment)
-def test_the_untouched_lesson_earns_nothing(graded, case):
-    scores = cell_scores(graded, UNTOUCHED, case.assignment)
-    assert scores and all(score == 0 for score, _ in scores.values())
-
-
-@pytest.mark.parametrize(("case", "student"), [(case, student) for case in CASES for student in case.mistakes],
+@pytest.mark.parametrize(("case", "student"), [(case, student) for case in CASES for student in students(case)
+                                                if student != SOLVER],
                          ids=lambda value: getattr(value, "assignment", value))
 def test_each_mistake_loses_exactly_the_points_of_its_property(graded, case, student):
+    submission = students(case)[student]
     scores = cell_scores(graded, student, case.assignment)
     failed = {cell for cell, (score, top) in scores.items() if score < top}
-    assert failed == case.mistakes[student][1]
+    assert failed == submission.failing, f"{student} carries {', '.join(submission.mistakes)}"
 
 
 def test_honest_submissions_are_graded_without_a_flag(graded):
@@ -126,9 +116,9 @@ def test_honest_submissions_are_graded_without_a_flag(graded):
 
 def test_feedback_is_written_for_every_submission_and_names_the_broken_property(graded):
     for case in CASES:
-        for student in submissions(case):
+        for student in students(case):
             page = graded / "feedback" / student / case.assignment / f"{case.assignment}.html"
             assert page.exists(), page
-    page = graded / "feedback" / "l04-relu-before-add" / "04_residual_blocks" / "04_residual_blocks.html"
+    page = graded / "feedback" / "l04-mistakes-1" / "04_residual_blocks" / "04_residual_blocks.html"
     if page.exists():  # absent when GRADING_CASES leaves lesson 04 out
         assert "no ReLU runs after the addition" in page.read_text()

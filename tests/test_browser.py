@@ -117,7 +117,7 @@ def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
 
 def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_the_course_driver(browser, tmp_path):
     """`make formgrader` opens on the formgrader, from a ?token= link in a fresh browser, lists every assignment,
-    warns about no exchange, and its per-student Autograde button grades through the course's driver."""
+    shows no exchange warning, and its per-student Autograde button grades through the course's driver."""
     grading = tmp_path / "grading"
     submission = grading / "submitted" / "ann" / "04_residual_blocks" / "04_residual_blocks.ipynb"
     submission.parent.mkdir(parents=True)

@@ -100,7 +100,8 @@ def test_output_floods_are_cut_in_bytes(batch):
 
 def test_what_the_students_kernel_printed_never_reaches_the_feedback(batch):
     page = (batch / "feedback" / "prints-hidden-tests" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
-    assert "LEAKED" not in page and "HIDDEN TESTS" not in page and "channels=8" not in page
+    # the student's own code (which the page shows) says "LEAKED:"; what its hook printed would say "LEAKED: ..."
+    assert "LEAKED: " not in page and "HIDDEN TESTS" not in page and "channels=8" not in page
 
 
 def test_grades_csv_agrees_with_the_report_and_has_no_silent_zero(batch):

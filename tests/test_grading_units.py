@@ -189,6 +189,44 @@ def test_a_rebuilt_module_is_graded_on_its_own_weights_and_layers():
     assert [c.module.kernel_size for c in convs] == [(3, 3), (3, 3)]
 
 
+class HandBatchNorm(nn.Module):
+    """Lesson 02's BatchNorm: running estimates updated under `no_grad` inside forward."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(features)), nn.Parameter(torch.zeros(features))
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+
+    def forward(self, x):
+        if self.training:
+            mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.mul_(0.9).add_(0.1 * mean)
+                self.running_var.mul_(0.9).add_(0.1 * x.var(dim=0, unbiased=True))
+        else:
+            mean, var = self.running_mean, self.running_var
+        return self.weight * (x - mean) / torch.sqrt(var + 1e-5) + self.bias
+
+
+def test_a_no_grad_block_inside_forward_is_rebuilt_and_updates_the_buffers():
+    torch.manual_seed(0)
+    norm = HandBatchNorm(5)
+    copy = rebuilt(norm, "BatchNorm").train()
+    x = torch.randn(16, 5) * 3 + 2
+    out = copy(x)
+    assert torch.allclose(out, (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5), atol=1e-5)
+    assert torch.allclose(copy.get_buffer("running_mean"), 0.1 * x.mean(0), atol=1e-6)
+    assert torch.allclose(copy.get_buffer("running_var"), 0.9 + 0.1 * x.var(0, unbiased=True), atol=1e-5)
+
+
+def test_operations_inside_a_no_grad_block_are_checked_against_the_allow_list():
+    inner = {"inputs": [], "nodes": [{"target": "aten::from_file.default", "args": [], "kwargs": {}}], "outputs": []}
+    with pytest.raises(GraphError, match="aten::from_file"):
+        check_spec({"nodes": [{"target": "hop::wrap_with_set_grad_enabled", "args": [False], "body": inner,
+                               "kwargs": {}}]})
+
+
 def test_operations_outside_the_allow_list_are_refused_before_anything_runs():
     assert "aten::conv2d.default" in ALLOWED_OPS and not any("from_file" in op for op in ALLOWED_OPS)
     with pytest.raises(GraphError, match="aten::from_file"):
@@ -317,7 +355,7 @@ def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch):
     assert "unreachable" in seen["network"] or "resolution" in seen["network"]
     assert seen["hostname_ns"] != os.readlink("/proc/self/ns/uts")
     assert "NBGRADER_DB_URL" not in seen["env"] and seen["cwd"].startswith("/tmp/")
-    assert "home" not in seen["root"] and "work" in seen["root"]
+    assert REPOSITORY.parts[1] in seen["root"]  # the course is there; the home directory was checked above
 
 
 @needs_namespaces
@@ -422,6 +460,8 @@ def test_which_statuses_keep_a_score():
     ("class T(torch.Tensor):\n    __torch_function__ = f", "tensor dispatch"),
     ("import ctypes", "ctypes"),
     ("torch.allclose = lambda *a: True", "assignment to torch.allclose"),
+    ("import residual_course.checks.report as report\nreport.run = None", "assignment to report.run"),
+    ("from residual_course import checks\nchecks.blocks.x = None", "assignment to checks.blocks.x"),
 ])
 def test_suspicious_constructs_are_named(source, flag):
     assert flag in review_reasons({"basic-block": source})[0]
@@ -429,7 +469,8 @@ def test_suspicious_constructs_are_named(source, flag):
 
 def test_ordinary_answers_raise_no_flag():
     assert review_reasons({"a": "class B(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)",
-                           "b": "%matplotlib inline\nimport math\nprint(sys.version)"}) == []
+                           "b": "%matplotlib inline\nimport math\nprint(sys.version)",
+                           "c": "import math as m\nclass C:\n    def f(self):\n        self.m = m.pi"}) == []
 
 
 # ---------------------------------------------------------------- feedback

@@ -24,6 +24,10 @@ SUSPICIOUS_ATTRIBUTES = {"__code__": "code-object assignment", "__torch_function
                          "__globals__": "a function's globals", "__builtins__": "the builtins"}
 
 
+LIBRARY_ROOTS = frozenset({"torch", "nn", "F", "np", "numpy", "rc", "residual_course", "builtins", "sys", "os",
+                           "IPython"})
+
+
 def review_reasons(sources: dict[str, str]) -> list[str]:
     """One reason per answer cell (by grade id) and construct found in it, in cell order."""
     reasons = []
@@ -41,6 +45,7 @@ def _constructs(source: str) -> list[str]:
     except SyntaxError:
         return []
     found: list[str] = []
+    libraries = LIBRARY_ROOTS | _library_aliases(tree)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -50,7 +55,7 @@ def _constructs(source: str) -> list[str]:
                 found.append(SUSPICIOUS_CALLS[node.attr])
             elif node.attr in SUSPICIOUS_ATTRIBUTES:
                 found.append(SUSPICIOUS_ATTRIBUTES[node.attr])
-            elif isinstance(node.ctx, ast.Store) and _rooted_in_library(node):
+            elif isinstance(node.ctx, ast.Store) and _rooted_in(node, libraries):
                 found.append(f"assignment to {ast.unparse(node)}")
         elif isinstance(node, ast.Name) and node.id in SUSPICIOUS_ATTRIBUTES:
             found.append(SUSPICIOUS_ATTRIBUTES[node.id])
@@ -60,12 +65,23 @@ def _constructs(source: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _rooted_in_library(node: ast.Attribute) -> bool:
-    """`torch.x = ...`, `F.relu = ...`, `np.allclose = ...`, `residual_course.checks.y = ...`."""
+def _library_aliases(tree: ast.AST) -> set[str]:
+    """Names an import binds to a library module: `report` in `import residual_course.checks.report as report`."""
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases |= {alias.asname for alias in node.names if alias.asname and alias.name.split(".")[0]
+                        in LIBRARY_ROOTS}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LIBRARY_ROOTS:
+            aliases |= {alias.asname or alias.name for alias in node.names}
+    return aliases
+
+
+def _rooted_in(node: ast.Attribute, libraries: set[str]) -> bool:
+    """`torch.x = ...`, `F.relu = ...`, `np.allclose = ...`, `report.y = ...` after importing it from the course."""
     while isinstance(node.value, ast.Attribute):
         node = node.value
-    return isinstance(node.value, ast.Name) and node.value.id in ("torch", "nn", "F", "np", "numpy", "rc",
-                                                                   "residual_course", "builtins", "sys", "os")
+    return isinstance(node.value, ast.Name) and node.value.id in libraries
 
 
 def _without_magics(source: str) -> str:

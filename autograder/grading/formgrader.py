@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -21,8 +21,12 @@ from autograder.grading.settings import REPOSITORY
 AUTOGRADE = r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"
 
 
-class AutogradeThroughDriver(APIHandler):
-    """POST: grade one submission the way `make autograde` does; the formgrader shows the log it returns."""
+class AutogradeThroughDriver(JupyterHandler):
+    """POST: grade one submission the way `make autograde` does; the formgrader shows the log it returns.
+
+    A JupyterHandler like nbgrader's own (not an APIHandler): the formgrader's page parses the reply's text itself,
+    and a reply sent as application/json reaches it already parsed, so it would show no result at all.
+    """
 
     @web.authenticated
     async def post(self, assignment_id: str, student_id: str) -> None:

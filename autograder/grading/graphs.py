@@ -124,16 +124,19 @@ def _nodes(graph: torch.fx.Graph, blobs: list[bytes]) -> list[dict]:
     for node in graph.nodes:
         if node.op != "call_function":
             continue
-        target, args = _target_name(node.target), list(node.args)
-        if target == SET_GRAD:
+        target, args, body = _target_name(node.target), list(node.args), None
+        if target == SET_GRAD:  # the block's own graph travels beside its arguments, as `body`
             enabled, submodule, *rest = args
-            body = getattr(owner, submodule.target).graph
-            args = [enabled, {"graph": _subgraph(body, blobs)}, *rest]
+            body = _subgraph(getattr(owner, submodule.target).graph, blobs)
+            args = [enabled, *rest]
         stack = node.meta.get("nn_module_stack") or {}
         path = list(stack.values())[-1][0] if stack else ""
-        nodes.append({"name": node.name, "target": target, "args": [_arg(a, blobs) for a in args],
-                      "kwargs": {k: _arg(v, blobs) for k, v in node.kwargs.items()}, "module": str(path),
-                      "meta": _meta(node)})
+        entry = {"name": node.name, "target": target, "args": [_arg(a, blobs) for a in args],
+                 "kwargs": {k: _arg(v, blobs) for k, v in node.kwargs.items()}, "module": str(path),
+                 "meta": _meta(node)}
+        if body is not None:
+            entry["body"] = body
+        nodes.append(entry)
     return nodes
 
 
@@ -209,7 +212,10 @@ def check_spec(spec: dict, extra_ops: frozenset[str] = frozenset()) -> None:
         if target in ALLOWED_OPS or target in extra_ops or target == GETITEM:
             continue
         if target == SET_GRAD:
-            check_spec(node["args"][1]["graph"], extra_ops)
+            body = node.get("body")
+            if not isinstance(body, dict):
+                raise GraphError("a no_grad block came without its graph")
+            check_spec(body, extra_ops)
             continue
         raise GraphError(f"the module runs {target}, an operation grading does not run")
 
@@ -265,10 +271,11 @@ def _call(node: dict, args: list, kwargs: dict, blobs: list[bytes], device: torc
     if target == GETITEM:
         return operator.getitem(*args)
     if target == SET_GRAD:
-        enabled, body, *inputs = args
+        enabled, *inputs = args
+        body = node["body"]
         with torch.set_grad_enabled(bool(enabled)):
-            inner = dict(zip(body["graph"]["inputs"], inputs, strict=True))
-            outputs = run_graph(body["graph"], inner, blobs, device, special)
+            inner = dict(zip(body["inputs"], inputs, strict=True))
+            outputs = run_graph(body, inner, blobs, device, special)
         return tuple(outputs)
     if target not in ALLOWED_OPS:
         raise GraphError(f"the module runs {target}, an operation grading does not run")

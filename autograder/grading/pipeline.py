@@ -88,7 +88,7 @@ def settle(settings: Settings, student: str, ran: supervise.Ended, decision: dec
         score, top = submission.score, submission.max_score
     if decision is None:
         status, reason = Status.MANUAL, why
-    elif denied and decision.export_failures:
+    elif decision.export_failures and (denied or score < top):  # points lost to what grading cannot run
         status, reason = Status.MANUAL, "; ".join(decision.export_failures)[:400]
     elif denied and decision.sandbox_error:
         status, reason = Status.MANUAL, f"the student's process stopped answering the trusted decision " \
