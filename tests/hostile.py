@@ -432,4 +432,6 @@ REVIEW = {"swaps-check-code": "code-object assignment", "swaps-torch-code": "cod
           "searches-the-grader": "the garbage collector", "reads-other-solutions": "exec()",
           "leaves-shared-memory": "ctypes", "prints-hidden-tests": "IPython's event hooks",
           "swallows-exceptions": "IPython's exception handler", "patches-torch": "assignment to torch.allclose",
-          "patches-checks": "assignment to report.run_properties"}
+          "patches-checks": "assignment to report.run_properties",
+          "patches-builtins-numpy": "assignment to builtins.all",
+          "patches-check-internals": "assignment to _blocks._expect_zero_branch_gives"}

@@ -139,7 +139,8 @@ def test_grading_again_gives_the_same_scores_and_touches_no_one_else(batch):
     before = report_rows(batch)
     with Gradebook(f"sqlite:///{batch / 'gradebook.db'}") as gradebook:
         scores_before = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in ("solved", "untouched")}
-    make("autograde", batch, A=ASSIGNMENT, STUDENTS="mistaken,patches-torch,colab-round-trip", WALL=str(WALL_SECONDS))
+    make("autograde", batch, A=ASSIGNMENT, STUDENTS="mistaken,patches-torch,colab-round-trip", J="3",
+         WALL=str(WALL_SECONDS))
     def without_times(rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         return {student: {k: v for k, v in row.items() if k != "seconds"} for student, row in rows.items()}
 
