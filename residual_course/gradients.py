@@ -1,21 +1,14 @@
-"""Gradient and activation diagnostics: the numbers behind every "the gradient vanished" plot."""
+"""Gradient diagnostics: the numbers behind every "the gradient vanished" plot (activations: diagnostics.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from residual_course.probes import forward_hooks
-
-_SATURATION_TESTS: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
-    nn.Sigmoid: lambda output: (output < 0.01) | (output > 0.99),
-    nn.Tanh: lambda output: output.abs() > 0.99,
-    nn.ReLU: lambda output: output == 0,
-}
 
 
 def named_layer_grad_norms(model: nn.Module) -> dict[str, float]:
@@ -77,37 +70,6 @@ def first_to_last_ratio(norms: list[float]) -> float:
     NaN when the output layer's gradient is exactly zero (every unit feeding it dead), where no ratio exists.
     """
     return norms[0] / norms[-1] if norms[-1] else float("nan")
-
-
-@dataclass(frozen=True)
-class ActivationStats:
-    """What one activation layer emitted, to show saturated sigmoids and dead ReLUs next to the gradients."""
-
-    name: str
-    mean: float
-    std: float
-    saturated_fraction: float
-
-
-def activation_stats(model: nn.Module, inputs: Tensor) -> list[ActivationStats]:
-    """Mean, std and saturated fraction of every Sigmoid/Tanh/ReLU output, in forward order."""
-    stats: list[ActivationStats] = []
-
-    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
-        """Bind the layer's name and saturation test, so each hook reports about its own layer."""
-        is_saturated = next(test for kind, test in _SATURATION_TESTS.items() if isinstance(module, kind))
-
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-            """Summarise the layer's output as it passes, before later in-place ops can change it."""
-            output = output.float()
-            fraction = is_saturated(output).float().mean()
-            stats.append(ActivationStats(name, output.mean().item(), output.std().item(), fraction.item()))
-
-        return hook
-
-    with forward_hooks(model, tuple(_SATURATION_TESTS), make_hook, inputs), torch.no_grad():
-        model(inputs)
-    return stats
 
 
 def sigmoid_derivative_bound(depth: int) -> float:

@@ -7,9 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from residual_course import seed_everything
+from residual_course.diagnostics import ActivationHistogram, activation_histograms
 from residual_course.gradients import (
-    ActivationStats,
-    activation_stats,
     first_to_last_ratio,
     gradient_profile,
     layer_grad_norms,
@@ -100,20 +99,20 @@ def all_forward_hooks(model: nn.Module) -> list:
     return [hook for module in model.modules() for hook in module._forward_hooks.values()]
 
 
-def test_activation_stats_in_forward_order_and_hooks_removed(batch: tuple[Tensor, Tensor]) -> None:
+def test_activation_histograms_in_forward_order_and_hooks_removed(batch: tuple[Tensor, Tensor]) -> None:
     model = make_mlp(6, activation="tanh", skip=True)
-    stats = activation_stats(model, batch[0])
+    stats = activation_histograms(model, batch[0])
     tanh_names = [name for name, module in model.named_modules() if isinstance(module, nn.Tanh)]
     assert [stat.name for stat in stats] == tanh_names
-    assert all(isinstance(stat, ActivationStats) and 0 <= stat.saturated_fraction <= 1 for stat in stats)
+    assert all(isinstance(stat, ActivationHistogram) and 0 <= stat.saturated_fraction <= 1 for stat in stats)
     assert all(-1 <= stat.mean <= 1 and stat.std >= 0 for stat in stats)
     assert all_forward_hooks(model) == []
 
 
-def test_activation_stats_removes_hooks_on_error() -> None:
+def test_activation_histograms_remove_hooks_on_error() -> None:
     model = make_mlp(4)
     with pytest.raises(RuntimeError):
-        activation_stats(model, torch.rand(2, 5))
+        activation_histograms(model, torch.rand(2, 5))
     assert all_forward_hooks(model) == []
 
 
@@ -138,7 +137,7 @@ def constant_layer(bias: float, activation: nn.Module) -> nn.Sequential:
     ],
 )
 def test_saturated_fraction_per_activation(bias: float, activation: nn.Module, saturated_fraction: float) -> None:
-    (stat,) = activation_stats(constant_layer(bias, activation), torch.randn(8, 2))
+    (stat,) = activation_histograms(constant_layer(bias, activation), torch.randn(8, 2))
     assert stat.saturated_fraction == saturated_fraction
     assert stat.std == pytest.approx(0.0, abs=1e-6)
 
