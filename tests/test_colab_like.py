@@ -61,5 +61,5 @@ def test_solved_lesson_runs_its_checks_in_the_colab_like_environment(colab_kerne
         os.environ.update(environment)
     checks = [cell for cell in notebook.cells if nbgrader_role(cell) == "test"]
     assert checks and not any(error_of(cell) for cell in checks)
-    assert all("PASS" in text_of(cell) for cell in checks if "check_" in cell.source)
+    assert all("PASS" in text_of(cell) and "FAIL" not in text_of(cell) for cell in checks if "check_" in cell.source)
     assert nbformat.validate(notebook) is None

@@ -1,4 +1,7 @@
-"""`python -m autograder.grading <assignment> [--jobs N]`: grade every submission of one assignment (make autograde)."""
+"""`python -m autograder.grading <assignment>... [--jobs N]`: grade every submission of the assignments.
+
+`all` names every assignment. Several assignments share one pool of workers, so none idles between them.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from autograder.grading.settings import REPOSITORY, Settings, db_url_for
 def main() -> int:
     """Check what the instructor asked for, apply the GPU policy, grade, write report.csv and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("assignment", help="a folder of solutions/, e.g. 04_residual_blocks")
+    parser.add_argument("assignments", nargs="+", help="folders of solutions/, e.g. 04_residual_blocks, or all")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
     parser.add_argument("--wall", type=float, default=WALL_SECONDS, help="seconds for a whole notebook")
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="memory per submission (GiB)")
@@ -26,8 +29,10 @@ def main() -> int:
     parser.add_argument("--students", help="comma-separated student ids (default: every submission)")
     args = parser.parse_args()
     known = sorted(p.name for p in (REPOSITORY / "solutions").glob("[0-9]*"))
-    if args.assignment not in known:
-        print(f"No assignment {args.assignment!r}: choose one of {', '.join(known)}.")
+    assignments = known if args.assignments == ["all"] else list(dict.fromkeys(args.assignments))
+    unknown = [a for a in assignments if a not in known]
+    if unknown:
+        print(f"No assignment {', '.join(map(repr, unknown))}: choose among {', '.join(known)}, or all.")
         return 2
     root = Path(os.environ.get("GRADING_ROOT") or REPOSITORY / "autograder").resolve()
     if not root.is_dir():
@@ -40,24 +45,31 @@ def main() -> int:
     if not isolated:
         print("Warning: this machine does not allow namespaces here (run as root on Linux); submissions run with "
               "time and memory limits only, without the sandbox.")
-    settings = Settings(args.assignment, root, db_url_for(root), max(1, args.jobs), args.wall, args.memory_gb, gpus,
-                        isolated)
-    everyone = submitted_students(settings)
+    batches = []
     wanted = [s for s in (args.students or "").split(",") if s]
-    unknown = sorted(set(wanted) - set(everyone))
-    if unknown:
-        print(f"No submission of {args.assignment} for {', '.join(unknown)} under {root / 'submitted'}.")
+    for assignment in assignments:
+        settings = Settings(assignment, root, db_url_for(root), max(1, args.jobs), args.wall, args.memory_gb, gpus,
+                            isolated)
+        everyone = submitted_students(settings)
+        students = [s for s in wanted if s in everyone] if wanted else everyone
+        if students:
+            batches.append((settings, students))
+    everyone = {student for settings, students in batches for student in students}
+    missing = sorted(set(wanted) - everyone)
+    if missing:
+        print(f"No submission of {', '.join(assignments)} for {', '.join(missing)} under {root / 'submitted'}.")
         return 2
-    students = wanted or everyone
-    if not students:
-        print(f"Nothing to grade: {root / 'submitted'} holds no {args.assignment} submission; run make collect "
-              f"A={args.assignment} ZIP=<download> first (or copy notebooks to submitted/<student>/"
-              f"{args.assignment}/).")
+    if not batches:
+        names = assignments[0] if len(assignments) == 1 else "<assignment>"
+        print(f"Nothing to grade: {root / 'submitted'} holds no submission of {', '.join(assignments)}; run make "
+              f"collect A={names} ZIP=<download> first (or copy notebooks to submitted/<student>/{names}/).")
         return 2
     start = time.perf_counter()
-    outcomes = grade_all(settings, students)
-    report = write_report(root, args.assignment, outcomes)
-    print(summary(args.assignment, settings.jobs, outcomes, time.perf_counter() - start))
+    graded = grade_all(batches)
+    seconds = time.perf_counter() - start
+    for (settings, _), outcomes in zip(batches, graded, strict=True):
+        report = write_report(root, settings.assignment, outcomes)
+        print(summary(settings.assignment, settings.jobs, outcomes, seconds))
     print(f"report: {report}")
     return 0
 

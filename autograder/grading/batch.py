@@ -57,16 +57,19 @@ def load_assignment(settings: Settings) -> nbformat.NotebookNode:
     return nbformat.read(settings.root / "release" / settings.assignment / f"{settings.assignment}.ipynb", 4)
 
 
-def grade_all(settings: Settings, students: list[str]) -> list[Outcome]:
-    """Grade the named submissions with `jobs` workers; one outcome per student, in the order given."""
-    release = load_assignment(settings)
-    slots = Slots(settings)
-    with ThreadPoolExecutor(max(1, settings.jobs)) as pool:
-        futures = [pool.submit(slots.run, lambda env, s: grade_student(settings, release, s, env), student)
-                   for student in students]
-        outcomes = [future.result() for future in futures]
-    with Gradebook(settings.db_url) as gradebook:
-        top = gradebook.find_assignment(settings.assignment).max_score
-    for outcome in outcomes:
-        outcome.max_score = outcome.max_score or top
+def grade_all(batches: list[tuple[Settings, list[str]]]) -> list[list[Outcome]]:
+    """Grade each assignment's named submissions, all through one pool of `jobs` workers (so no worker idles
+    between assignments); one list of outcomes per assignment, each in the order given."""
+    releases = [load_assignment(settings) for settings, _ in batches]
+    slots = Slots(batches[0][0])
+    with ThreadPoolExecutor(max(1, batches[0][0].jobs)) as pool:
+        futures = [[pool.submit(slots.run, lambda env, s, st, r: grade_student(s, r, st, env), settings, student,
+                                release) for student in students]
+                   for (settings, students), release in zip(batches, releases, strict=True)]
+        outcomes = [[future.result() for future in row] for row in futures]
+    for (settings, _), row in zip(batches, outcomes, strict=True):
+        with Gradebook(settings.db_url) as gradebook:
+            top = gradebook.find_assignment(settings.assignment).max_score
+        for outcome in row:
+            outcome.max_score = outcome.max_score or top
     return outcomes
