@@ -18,7 +18,7 @@ from hostile import CORPUS, _stripped, _text
 from notebooks import REPOSITORY, notebook_path
 from torch import nn
 
-from autograder.grading import decide, isolate, supervise, wire
+from autograder.grading import decide, forkserver, isolate, supervise, wire
 from autograder.grading.batch import Slots
 from autograder.grading.feedback import HideHiddenTests, ReadableFeedback, hide_tests, math_to_mathml, once
 from autograder.grading.flags import review_reasons
@@ -324,12 +324,36 @@ try:
 except OSError as error:
     seen["network"] = str(error)
 seen["hostname_ns"] = os.readlink("/proc/self/ns/uts")
+seen["environ"] = open("/proc/self/environ").read()
+seen["status"] = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 print(json.dumps(seen))
 """
 
 
+def run_sandboxed(launcher: str, source: str, args: list[str], *, memory_gb: float, read: list[Path] = (),
+                  tmp_mb: int = 1024, tmp_path: Path) -> supervise.Ended:
+    """Run Python source in the sandbox as a kernel starts (isolate.py's exec) or as the trusted decision's two
+    processes start (a fork of the batch's fork server)."""
+    if launcher == "exec":
+        command = isolate.isolated_command([sys.executable, "-c", source, *args], memory_gb=memory_gb, read=read,
+                                           tmp_mb=tmp_mb)
+        return supervise.run(command, env=dict(os.environ), wall_seconds=60, memory_gb=memory_gb)
+    modules = tmp_path / "probe_modules"
+    modules.mkdir(exist_ok=True)
+    (modules / "probe_module.py").write_text(source)
+    env = {**os.environ, "PYTHONPATH": f"{REPOSITORY}{os.pathsep}{modules}"}
+    server = forkserver.ForkServer(env)
+    try:
+        process = server.start(["-m", "probe_module", *args], env=env, read=[modules, *read], memory_gb=memory_gb,
+                               tmp_mb=tmp_mb)
+        return supervise.watch(process, wall_seconds=60, memory_gb=memory_gb)
+    finally:
+        server.close()
+
+
 @needs_namespaces
-def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("launcher", ["exec", "fork"])
+def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch, launcher):
     second_copy = REPOSITORY.parent / f".{REPOSITORY.name}-probe-copy"
     (second_copy / "solutions").mkdir(parents=True, exist_ok=True)
     (second_copy / "solutions" / "answers.ipynb").write_text("the answers")
@@ -341,13 +365,13 @@ def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch):
     hidden = [str(second_copy / "solutions"), str(REPOSITORY / "solutions"), str(REPOSITORY / "tests"),
               str(REPOSITORY / ".git"), str(in_home), str(tmp_path / "absent-sibling")]
     (tmp_path / "absent-sibling").mkdir()
-    command = isolate.isolated_command([sys.executable, "-c", PROBE, str(REPOSITORY / "residual_course" / "x.py"),
-                                        str(allowed), *hidden], memory_gb=1, read=[allowed])
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        ended = run_sandboxed(launcher, PROBE, [str(REPOSITORY / "residual_course" / "x.py"), str(allowed), *hidden],
+                              memory_gb=1, read=[allowed], tmp_path=tmp_path)
     finally:
         subprocess.run(["rm", "-rf", str(second_copy), str(in_home)])
-    seen = json.loads(done.stdout)
+    assert ended.status == Status.GRADED and ended.returncode == 0, ended.output[-2000:]
+    seen = json.loads(ended.output.strip().splitlines()[-1])
     assert seen["uid"] == 65534 and seen["parent"] == 0  # nobody, alone in its PID namespace
     assert seen["absent"] == hidden and seen["read"] == "readable"
     assert seen["course"] == "Read-only file system"
@@ -355,17 +379,23 @@ def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch):
     assert "unreachable" in seen["network"] or "resolution" in seen["network"]
     assert seen["hostname_ns"] != os.readlink("/proc/self/ns/uts")
     assert "NBGRADER_DB_URL" not in seen["env"] and seen["cwd"].startswith("/tmp/")
+    assert "NBGRADER_DB_URL" not in seen["environ"]  # nor in the environment the process started with
+    capabilities = [int(seen["status"][name], 16) for name in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")]
+    assert capabilities == [0, 0, 0, 0, 0] and seen["status"]["NoNewPrivs"].strip() == "1"
     assert REPOSITORY.parts[1] in seen["root"]  # the course is there; the home directory was checked above
 
 
 @needs_namespaces
-def test_a_sandbox_leaves_nothing_behind_and_its_tmpfs_counts_as_memory(tmp_path):
-    fill = ("import os, time\nwith open('/tmp/ballast', 'wb') as f:\n    for _ in range(450):\n"
-            "        f.write(b'x' * 2**20)\nos.fork() or time.sleep(60)\ntime.sleep(60)")
-    command = isolate.isolated_command([sys.executable, "-c", fill], memory_gb=0.25, tmp_mb=512)
+@pytest.mark.parametrize(("launcher", "memory_gb", "ballast_mb"), [("exec", 0.25, 450), ("fork", 1.0, 1800)])
+def test_a_sandbox_leaves_nothing_behind_and_its_tmpfs_counts_as_memory(tmp_path, launcher, memory_gb, ballast_mb):
+    """A forked process starts with torch's pages mapped (about 0.7 GB), so its limit and ballast are larger."""
+    fill = (f"import os, time\nprint('started', flush=True)\nfor i in range({ballast_mb} // 450):\n"
+            "    with open(f'/tmp/ballast{i}', 'wb') as f:\n        for _ in range(450):\n"
+            "            f.write(b'x' * 2**20)\nos.fork() or time.sleep(60)\ntime.sleep(60)")
     start = time.monotonic()
-    ended = supervise.run(command, env=dict(os.environ), wall_seconds=60, memory_gb=0.25)
-    assert ended.status == Status.OUT_OF_MEMORY and time.monotonic() - start < 30
+    ended = run_sandboxed(launcher, fill, [], memory_gb=memory_gb, tmp_mb=ballast_mb + 512, tmp_path=tmp_path)
+    assert ended.status == Status.OUT_OF_MEMORY and time.monotonic() - start < 30, ended.output[-1000:]
+    assert "started" in ended.output, "it must be the ballast that the limit stopped, not the start"
     assert not nobodys_processes(), "the namespace died with its first process"
 
 

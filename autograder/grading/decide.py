@@ -3,8 +3,9 @@
 The student's process (sandbox.py) gets the released notebook's ordinary cells and the student's answers; the
 trusted process (trusted.py) gets the source notebook's cells, hidden tests included, on stdin, and a fresh
 secret salt for the checks' random inputs. Neither is started with the other's code or data, and the only channel
-between them is the pair of pipes, which carries data (wire.py). The trusted process's verdicts come back as its
-last line of output.
+between them is the pair of pipes, which carries data (wire.py); the salt is in the trusted process's environment
+only. The trusted process's verdicts come back as its last line of output. On the CPU both are forked from the
+batch's fork servers (forkserver.py), which have imported torch once for the whole batch.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import os
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nbformat
 
-from autograder.grading import isolate, supervise
+from autograder.grading import forkserver, isolate, supervise
 from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END
 from autograder.grading.settings import Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
@@ -77,21 +79,36 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
     """Run both processes under the batch's limits; the decision, or None and the reason it did not finish."""
     to_student, from_trusted = os.pipe()
     to_trusted, from_student = os.pipe()
-    env = {**sandbox_environment(env), "RESIDUAL_COURSE_CHECK_SALT": str(secrets.randbelow(2**31))}
+    env = sandbox_environment(env)
+    salt = {"RESIDUAL_COURSE_CHECK_SALT": str(secrets.randbelow(2**31))}
     reads = sandbox_reads()
 
-    def command(module: str, read_fd: int, write_fd: int) -> list[str]:
-        python = [sys.executable, "-m", f"autograder.grading.{module}", str(read_fd), str(write_fd)]
-        return isolate.isolated_command(python, settings.memory_gb, read=reads) if settings.isolated else python
+    def launch(module: str, read_fd: int, write_fd: int, role_env: dict[str, str], stdin: bytes = b"",
+               on_start: Callable[[object], None] = lambda _: None) -> supervise.Ended:
+        """One of the two processes, supervised: forked from the batch's fork server into its sandbox (on the
+        CPU; with GPUs, and without namespaces, a fresh interpreter starts, as before the fork server)."""
+        argv = ["-m", f"autograder.grading.{module}", str(read_fd), str(write_fd)]
+        limits = {"wall_seconds": settings.wall_seconds, "memory_gb": settings.memory_gb}
+        if not settings.isolated or settings.gpus:
+            python = [sys.executable, *argv]
+            command = isolate.isolated_command(python, settings.memory_gb, read=reads) if settings.isolated else python
+            return supervise.run(command, env=role_env, stdin=stdin, pass_fds=(read_fd, write_fd),
+                                 on_start=on_start, **limits)
+        try:
+            process = forkserver.server_for(role_env).start(argv, env=role_env, read=reads,
+                                                            memory_gb=settings.memory_gb, pass_fds=(read_fd, write_fd))
+        except OSError as error:
+            on_start(None)
+            return supervise.Ended(Status.CRASHED, f"its sandbox could not be started ({error})", "")
+        on_start(process)
+        return supervise.watch(process, stdin=stdin, **limits)
 
     student: dict[str, supervise.Ended] = {}
     started = threading.Event()
 
     def run_student() -> None:
-        student["ended"] = supervise.run(command("sandbox", to_student, from_student),
-                                         env={**env, "OMP_NUM_THREADS": "1"}, wall_seconds=settings.wall_seconds,
-                                         memory_gb=settings.memory_gb, pass_fds=(to_student, from_student),
-                                         on_start=lambda _: started.set())
+        student["ended"] = launch("sandbox", to_student, from_student, {**env, "OMP_NUM_THREADS": "1"},
+                                  on_start=lambda _: started.set())
 
     thread = threading.Thread(target=run_student, daemon=True)
     thread.start()
@@ -100,9 +117,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
         os.close(fd)
     nonce = secrets.token_hex(16)
     job_bytes = json.dumps({**job, "nonce": nonce}).encode()
-    ended = supervise.run(command("trusted", to_trusted, from_trusted), env=env, stdin=job_bytes,
-                          wall_seconds=settings.wall_seconds, memory_gb=settings.memory_gb,
-                          pass_fds=(to_trusted, from_trusted))
+    ended = launch("trusted", to_trusted, from_trusted, {**env, **salt}, stdin=job_bytes)
     for fd in (to_trusted, from_trusted):
         os.close(fd)
     thread.join(timeout=settings.wall_seconds + 30)

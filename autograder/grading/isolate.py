@@ -27,6 +27,7 @@ command with the limits, the scrubbed environment and the working folder only.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
 import shutil
@@ -44,6 +45,9 @@ NOBODY = 65534
 NEW_ROOT = Path("/mnt")  # a tmpfs is mounted over it inside the private mount namespace only
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom")
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 UNSHARE = ["unshare", "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation",
            "private"]
 
@@ -161,19 +165,65 @@ def _scrubbed_environment(home: Path) -> dict[str, str]:
 
 def _enter(args: argparse.Namespace) -> None:
     """Inside the new namespaces: network, the new root, limits, environment, then drop to nobody and exec."""
+    home = build_sandbox([Path(p) for p in args.read], [Path(p) for p in args.write], args.tmp_mb)
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--bounding-set=-all",
+            "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--"]
+    _run(args, home, drop)
+
+
+def build_sandbox(read: list[Path], write: list[Path], tmp_mb: int) -> Path:
+    """As root, first process of fresh namespaces: loopback up, the new root built and entered; the fresh home."""
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-    for path in args.write:
-        _own(Path(path))
-    _build_root([Path(p) for p in args.read], [Path(p) for p in args.write], args.tmp_mb)
+    for path in write:
+        _own(path)
+    _build_root(read, write, tmp_mb)
     os.chroot(NEW_ROOT)
     home = Path("/tmp/submission")
     home.mkdir(parents=True)
     (home / ".no-data-cache").mkdir()
     os.chown(home, NOBODY, NOBODY)
     os.chown(home / ".no-data-cache", NOBODY, NOBODY)
-    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--bounding-set=-all",
-            "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--"]
-    _run(args, home, drop)
+    return home
+
+
+def unshare_namespaces() -> None:
+    """What `unshare --net --mount --pid --uts --ipc` does, for a single-threaded process. The PID namespace is
+    that of its next child, which must come first: that child calls enter_in_process."""
+    flags = 0x40000000 | 0x00020000 | 0x20000000 | 0x04000000 | 0x08000000  # NEWNET NEWNS NEWPID NEWUTS NEWIPC
+    if LIBC.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare: {os.strerror(ctypes.get_errno())}")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def enter_in_process(read: list[Path], memory_gb: float, tmp_mb: int) -> dict[str, str]:
+    """isolate.py's sandbox, entered by the first process of fresh namespaces without an exec (forkserver.py):
+    mounts made private (unshare's --propagation private), the new root, the fresh home, the limits, then nobody
+    with no capabilities; returns the scrubbed environment."""
+    _mount("--make-rprivate", "/")
+    home = build_sandbox(read, [], tmp_mb)
+    os.chdir(home)
+    _set_limits(memory_gb)
+    for capability in range(64):  # the bounding set, as setpriv --bounding-set=-all
+        if LIBC.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            break  # EINVAL: past the kernel's last capability
+    LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)  # drops the permitted and effective capabilities with root
+    header, empty = _CapHeader(0x20080522, 0), (_CapData * 2)()  # and the inheritable ones: all three sets empty
+    if LIBC.capset(ctypes.byref(header), empty) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # as after an exec: its own /proc/self is its own (subprocess uses it)
+    return _scrubbed_environment(home)
 
 
 def _own(path: Path) -> None:

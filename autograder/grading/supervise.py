@@ -43,6 +43,12 @@ def run(command: list[str], *, env: dict[str, str], wall_seconds: float, memory_
                                env=env, cwd=cwd, start_new_session=True, pass_fds=pass_fds)
     if on_start is not None:
         on_start(process)
+    return watch(process, stdin=stdin, wall_seconds=wall_seconds, memory_gb=memory_gb, output_bytes=output_bytes)
+
+
+def watch(process: subprocess.Popen, *, stdin: bytes = b"", wall_seconds: float, memory_gb: float,
+          output_bytes: int = OUTPUT_BYTES) -> Ended:
+    """Supervise a started process (a Popen, or forkserver.Forked) with its stdin and stdout piped to us."""
     writer = threading.Thread(target=_feed, args=(process, stdin), daemon=True)
     writer.start()
     output = _Output(output_bytes)
@@ -54,7 +60,7 @@ def run(command: list[str], *, env: dict[str, str], wall_seconds: float, memory_
         if time.monotonic() - start > wall_seconds:
             stopped = (Status.TIMEOUT, f"stopped after {wall_seconds:.0f} s, the limit for a whole notebook "
                                        "(an endless loop?)")
-        elif memory_of(tree(process.pid)) > limit:
+        elif memory_of(tree(getattr(process, "measured", process.pid))) > limit:
             stopped = (Status.OUT_OF_MEMORY, f"stopped when its processes used more than {limit / GIB:.1f} GiB")
         if stopped:
             break
