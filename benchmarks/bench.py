@@ -208,11 +208,14 @@ def widget_rows(depths: Sequence[int] = WIDGET_DEPTHS, repeats: int = WIDGET_REP
     for depth in depths:
         moved = widget_redraw.depth_move_seconds(explorer, depth, repeats)
         kept = widget_redraw.redraw_seconds(explorer, depth, repeats)
+        whole = widget_redraw.full_redraw_seconds(explorer, depth, repeats)
         old = widget_redraw.old_redraw_seconds(explorer, depth, repeats)
         rows.append(("2 widget", f"gradient explorer redraw at depth {depth}, {widget_redraw.BATCH_SIZE} images, CPU, "
                                  f"depth slider moved: median of {repeats} (p90 "
-                                 f"{statistics.quantiles(moved, n=10)[-1]:.3f} s; axes kept: median "
+                                 f"{statistics.quantiles(moved, n=10)[-1]:.3f} s; update(): median "
                                  f"{statistics.median(kept):.3f} s, p90 {statistics.quantiles(kept, n=10)[-1]:.3f} s; "
+                                 f"whole figure drawn: median {statistics.median(whole):.3f} s, p90 "
+                                 f"{statistics.quantiles(whole, n=10)[-1]:.3f} s; "
                                  "the old redraw, a new Figure with tight_layout and a default PNG each time: median "
                                  f"{statistics.median(old):.3f} s, p90 {statistics.quantiles(old, n=10)[-1]:.3f} s)",
                      f"{statistics.median(moved):.3f} s"))

@@ -1,10 +1,11 @@
 """How long the gradient explorer takes to redraw on real images, new beside old: `python benchmarks/widget_redraw.py`.
 
-Two kinds of new redraw: moving the depth slider changes the axes (ticks, titles), so they are drawn again; a
-redraw whose axes stay (another control that keeps the range of norms, or `update()`) only draws the lines on the
-kept pixels. The explorer used to profile both models with PyTorch's default threads, then build a new `Figure`,
-run `tight_layout` and `savefig` a default PNG on every change; `old_redraw_seconds` keeps a copy of that path, so
-old and new are timed in one run on one machine.
+Three kinds of new redraw: moving the depth slider (the lines, the layer axis and the titles drawn over kept
+pixels, unless the norms left the y axis, which is then drawn again); `update()` with the same controls (the
+same, the depth unchanged); and a redraw of the whole figure, as after a new range of norms. The explorer used to
+profile both models with PyTorch's default threads, then build a new `Figure`, run `tight_layout` and `savefig` a
+default PNG on every change; `old_redraw_seconds` keeps a copy of that path, so old and new are timed in one run
+on one machine.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def redraw_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEAT
     explorer.depth_slider.value = depth
     seconds = []
     for _ in range(repeats):
+        explorer.update()
+        seconds.append(explorer.last_redraw_seconds)
+    return seconds
+
+
+def full_redraw_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEATS) -> list[float]:
+    """Seconds of `repeats` redraws at one depth that draw the whole figure (kept pixels forgotten first)."""
+    explorer.depth_slider.max = max(explorer.depth_slider.max, depth)
+    explorer.depth_slider.value = depth
+    seconds = []
+    for _ in range(repeats):
+        explorer._backgrounds.clear()
         explorer.update()
         seconds.append(explorer.last_redraw_seconds)
     return seconds
@@ -87,8 +100,9 @@ def main() -> None:
     print(f"{BATCH_SIZE} Fashion-MNIST test images, CPU, {torch.get_num_threads()} torch threads, {REPEATS} redraws")
     for depth in DEPTHS:
         moved, kept = depth_move_seconds(explorer, depth), redraw_seconds(explorer, depth)
-        print(f"depth {depth:>3}: new, depth moved {summary(moved)}; new, axes kept {summary(kept)}; "
-              f"old {summary(old_redraw_seconds(explorer, depth))}")
+        whole, old = full_redraw_seconds(explorer, depth), old_redraw_seconds(explorer, depth)
+        print(f"depth {depth:>3}: new, depth moved {summary(moved)}; new, update() {summary(kept)}; new, whole "
+              f"figure {summary(whole)}; old {summary(old)}")
     explorer.depth_slider.value = 20
     for label, norms in explorer.update().items():
         print(f"20-layer sigmoid MLP, default init, {label}: first/last gradient-norm ratio "

@@ -16,7 +16,14 @@ from torch import Tensor  # noqa: E402
 from residual_course.gradients import gradient_profile  # noqa: E402
 from residual_course.models import make_mlp  # noqa: E402
 from residual_course.runtime import seed_everything  # noqa: E402
-from residual_course.widgets import PANEL_HEIGHT_PX, PANEL_WIDTH_PX, GradientExplorer, _encode_png  # noqa: E402
+from residual_course.widgets import (  # noqa: E402
+    AHEAD_DECADES,
+    PANEL_HEIGHT_PX,
+    PANEL_WIDTH_PX,
+    GradientExplorer,
+    _encode_png,
+    _y_limits,
+)
 
 
 @pytest.fixture
@@ -64,7 +71,7 @@ def test_panels_share_y_limits_that_fit_and_read_on_every_panel(batch: tuple[Ten
     assert len({ax.get_ylim() for ax in axes}) == 1
     values = [value for ax in axes for line in ax.get_lines() for value in line.get_ydata()]
     low, high = axes[0].get_ylim()
-    assert low <= min(values) and max(values) <= high < 100 * max(values)
+    assert low <= min(values) and max(values) <= high < 10 ** (2 + AHEAD_DECADES) * max(values)  # room to grow
     explorer.figure.canvas.draw()
     for ax in axes:
         shown = [label.get_text() for label in ax.get_yticklabels(which="both")
@@ -112,20 +119,23 @@ def test_redraws_reuse_one_figure_per_view(batch: tuple[Tensor, Tensor]) -> None
 
 
 def test_blitted_redraws_match_a_full_draw_pixel_for_pixel(batch: tuple[Tensor, Tensor]) -> None:
-    """Whether the axes were kept (same update, width) or drawn again (depth, norm), the plot is the full figure."""
+    """Whether the kept pixels were used (same update, width, a depth whose norms fit the y axis) or the figure was
+    drawn again (a new norm: a new range), the plot is the full figure, pixel for pixel."""
     explorer = GradientExplorer(*batch)
     changes = {"none": lambda: explorer.update(), "width": lambda: setattr(explorer.width_slider, "value", 32),
-               "depth": lambda: setattr(explorer.depth_slider, "value", 30),
-               "norm": lambda: setattr(explorer.norm_dropdown, "value", "layer")}
+               "depth": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value + 1),
+               "norm": lambda: setattr(explorer.norm_dropdown, "value", "layer"),
+               "depth, normalised": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value + 1)}
     kept = []
     for change in changes.values():
         background = explorer._backgrounds[2]
         change()
         kept.append(explorer._backgrounds[2] is background)
-        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.plot.value)))
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.plot.value)).convert("RGB"))
         explorer.figure.canvas.draw()
-        assert np.array_equal(shown, np.asarray(PIL.Image.open(io.BytesIO(_encode_png(explorer.figure)))))
-    assert kept == [True, True, False, False]
+        full = _encode_png(explorer.figure, explorer._backgrounds[2][2])
+        assert np.array_equal(shown, np.asarray(PIL.Image.open(io.BytesIO(full)).convert("RGB")))
+    assert kept == [True, True, True, False, True]
 
 
 def test_update_returns_depth_norms_per_model_and_is_repeatable(batch: tuple[Tensor, Tensor]) -> None:
@@ -165,3 +175,14 @@ def test_controls_show_their_whole_captions(batch: tuple[Tensor, Tensor]) -> Non
     explorer = GradientExplorer(*batch)
     assert not explorer.skip_checkbox.indent and explorer.skip_checkbox.layout.width == "auto"
     assert explorer.depth_slider.layout.width == "400px"
+
+
+def test_the_y_axis_keeps_its_limits_while_the_norms_fit_and_widens_ahead_of_them() -> None:
+    values = np.array([1e-12, 1e-1])
+    first = _y_limits(values, None)
+    assert first[0] < 1e-12 < 1e-1 < first[1] < 10  # whole decades around the values
+    assert _y_limits(np.array([1e-11, 1e-2]), first) == first  # a shallower net fits: the drawn axes stay
+    deeper = _y_limits(np.array([1e-13, 1e-1]), first)
+    assert deeper[0] < 1e-13 / 10**AHEAD_DECADES * 10 and deeper[1] < 1  # room below for the next depth steps
+    assert _y_limits(np.array([1e-14, 1e-1]), deeper) == deeper
+    assert _y_limits(np.array([1e-2, 1e-1]), deeper) != deeper  # far too much room to spare: fitted again

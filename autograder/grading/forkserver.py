@@ -20,16 +20,18 @@ import json
 import os
 import runpy
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from pathlib import Path
 
-PRELOADED = ("torch", "torchvision.models", "numpy", "IPython.core.interactiveshell", "autograder.grading.bridge",
-             "autograder.grading.graphs", "autograder.grading.rebuilt")
+PRELOADED = ("torch", "torchvision.models", "numpy", "matplotlib.pyplot", "IPython.core.interactiveshell",
+             "autograder.grading.bridge", "autograder.grading.graphs", "autograder.grading.rebuilt")
 KEPT_OUT = ("RESIDUAL_COURSE_CHECK_SALT",)  # per job: sent with each start, never part of a server's environment
 
 
@@ -92,7 +94,11 @@ class ForkServer:
         a forked process can read its server's starting environment in /proc/self/environ."""
         from autograder.grading.isolate import PASSED_ENV
 
-        env = {k: env[k] for k in PASSED_ENV if k in env and k not in KEPT_OUT}
+        # matplotlib finds its fonts once, here, into a folder of the server's; each process gets an empty one at
+        # the same path in its own /tmp, where matplotlib's remembered folder then points
+        self.matplotlib = Path(tempfile.mkdtemp(prefix="forkserver-matplotlib-"))
+        env = {**{k: env[k] for k in PASSED_ENV if k in env and k not in KEPT_OUT}, "MPLBACKEND": "Agg",
+               "MPLCONFIGDIR": str(self.matplotlib)}
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno())],
@@ -126,6 +132,7 @@ class ForkServer:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        shutil.rmtree(self.matplotlib, ignore_errors=True)
 
 
 _SERVERS: dict[tuple, ForkServer] = {}
@@ -242,7 +249,10 @@ def _worker(request: dict, stdin: int, stdout: int, passed: dict[int, int]) -> N
                                             request["tmp_mb"])
         os.environ.clear()
         os.environ.update(scrubbed)
+        import matplotlib
         import torch
+
+        Path(matplotlib.get_configdir()).mkdir(parents=True, exist_ok=True)  # the server's path, in this /tmp
 
         threads = os.environ.get("OMP_NUM_THREADS", "")
         if threads.isdigit():
