@@ -67,8 +67,8 @@ class GradientExplorer:
         self.ratio_line = widgets.HTML()
         self.widget = widgets.VBox([widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.plot, self.ratio_line])
         self._figures: dict[int, Figure] = {}  # by panel count
-        # by panel count: (what the axes show, their pixels, the palette of the frame drawn over them)
-        self._backgrounds: dict[int, tuple[tuple, object, PIL.Image.Image]] = {}
+        # by panel count: (the shared y limits they show, their pixels, the palette of the frame drawn over them)
+        self._backgrounds: dict[int, tuple[tuple[float, float], object, PIL.Image.Image]] = {}
         self.update()
 
     def update(self) -> dict[str, list[float]]:
@@ -111,7 +111,7 @@ class GradientExplorer:
             ax.title.set_text(f"{label}, {len(values)} layers")
             ax.set_xlim(0.5, len(values) + 0.5)
         plotted = np.concatenate([line.get_ydata() for ax in figure.axes for line in ax.get_lines()])
-        kept = self._backgrounds.get(len(norms), ((None,),))[0][0]  # the y limits the kept pixels show
+        kept = self._backgrounds.get(len(norms), (None,))[0]  # the y limits the kept pixels show
         figure.axes[0].set_ylim(_y_limits(plotted, kept))  # shared: every panel gets them
         return figure
 
@@ -124,7 +124,7 @@ class GradientExplorer:
         """
         moving = [artist for ax in figure.axes  # in the full draw's order: the spines cover the lines' markers
                   for artist in (ax.xaxis, *ax.get_lines(), *ax.spines.values(), ax.title)]
-        shown = tuple(ax.get_ylim() for ax in figure.axes)
+        shown = figure.axes[0].get_ylim()  # shared by every panel
         kept_shown, background, palette = self._backgrounds.get(len(figure.axes), (None, None, None))
         if shown == kept_shown:
             figure.canvas.restore_region(background)

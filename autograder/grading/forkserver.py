@@ -30,6 +30,8 @@ import threading
 import traceback
 from pathlib import Path
 
+from autograder.grading import isolate
+
 PRELOADED = ("torch", "torchvision.models", "numpy", "matplotlib.pyplot", "IPython.core.interactiveshell",
              "autograder.grading.bridge", "autograder.grading.graphs", "autograder.grading.rebuilt")
 KEPT_OUT = ("RESIDUAL_COURSE_CHECK_SALT",)  # per job: sent with each start, never part of a server's environment
@@ -47,6 +49,8 @@ class Forked:
         self.stdin, self.stdout = os.fdopen(stdin_fd, "wb"), os.fdopen(stdout_fd, "rb")
         line = self._line(60)
         if not line or not line.startswith("pid "):
+            for stream in (self.stdin, self.stdout):
+                stream.close()
             os.close(status_fd)
             raise OSError("the fork server did not start the process")
         self.pid = int(line.split()[1])
@@ -90,15 +94,12 @@ class ForkServer:
     """One server process for one environment; `start` is safe to call from several threads."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        """Start the server with only what a sandboxed process may see anyway (isolate.PASSED_ENV, no job's salt):
-        a forked process can read its server's starting environment in /proc/self/environ."""
-        from autograder.grading.isolate import PASSED_ENV
-
+        """Start the server with only what a sandboxed process may see anyway (_visible): a forked process can read
+        its server's starting environment in /proc/self/environ."""
         # matplotlib finds its fonts once, here, into a folder of the server's; each process gets an empty one at
         # the same path in its own /tmp, where matplotlib's remembered folder then points
         self.matplotlib = Path(tempfile.mkdtemp(prefix="forkserver-matplotlib-"))
-        env = {**{k: env[k] for k in PASSED_ENV if k in env and k not in KEPT_OUT}, "MPLBACKEND": "Agg",
-               "MPLCONFIGDIR": str(self.matplotlib)}
+        env = {**_visible(env), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(self.matplotlib)}
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno())],
@@ -109,12 +110,10 @@ class ForkServer:
     def start(self, argv: list[str], *, env: dict[str, str], read: list[Path], memory_gb: float,
               pass_fds: tuple[int, ...] = (), tmp_mb: int = 1024) -> Forked:
         """Start `python <argv>` (argv: -m module args...) in a fresh sandbox; the fds keep their numbers."""
-        from autograder.grading.isolate import PASSED_ENV
-
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()
         status_read, status_write = os.pipe()
-        env = {k: env[k] for k in (*PASSED_ENV, "RESIDUAL_COURSE_SANDBOX_DATA") if k in env}  # all the sandbox keeps
+        env = {k: env[k] for k in (*isolate.PASSED_ENV, "RESIDUAL_COURSE_SANDBOX_DATA") if k in env}  # all it keeps
         request = {"argv": argv, "env": env, "read": [str(p) for p in read], "memory_gb": memory_gb,
                    "tmp_mb": tmp_mb, "pass_fds": list(pass_fds)}
         try:
@@ -135,19 +134,21 @@ class ForkServer:
         shutil.rmtree(self.matplotlib, ignore_errors=True)
 
 
+def _visible(env: dict[str, str]) -> dict[str, str]:
+    """What of an environment a server starts with: the names isolate.py passes to a sandbox, no job's salt."""
+    return {k: env[k] for k in isolate.PASSED_ENV if k in env and k not in KEPT_OUT}
+
+
 _SERVERS: dict[tuple, ForkServer] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
 def server_for(env: dict[str, str]) -> ForkServer:
     """The batch's fork server for this environment (started on first use, stopped when the batch ends)."""
-    from autograder.grading.isolate import PASSED_ENV
-
-    base = {k: env[k] for k in PASSED_ENV if k in env and k not in KEPT_OUT}
-    key = tuple(sorted(base.items()))
+    key = tuple(sorted(_visible(env).items()))
     with _SERVERS_LOCK:
         if key not in _SERVERS or _SERVERS[key].process.poll() is not None:  # first use, or it died: a new one
-            _SERVERS[key] = ForkServer(base)
+            _SERVERS[key] = ForkServer(env)
         return _SERVERS[key]
 
 
@@ -200,8 +201,6 @@ def _keeper(request: dict, fds: list[int]) -> None:
     try:
         os.write(status, f"pid {os.getpid()}\n".encode())
         os.setsid()
-        from autograder.grading import isolate
-
         isolate.unshare_namespaces()
         worker = os.fork()
         if worker == 0:
@@ -224,8 +223,6 @@ def _worker(request: dict, stdin: int, stdout: int, passed: dict[int, int]) -> N
     """The sandboxed process: its pipes in place, the sandbox entered, then `python -m module args` run here."""
     code = 1
     try:
-        from autograder.grading import isolate
-
         isolate.LIBC.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with its keeper
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
