@@ -31,6 +31,19 @@ class PlainBlock(nn.Module):
         return self.layers(x)
 
 
+class Stem(nn.Sequential):
+    """3x3 conv-BN-ReLU to the first width. The parts of ConvNet have classes of their own, so that the checks
+    can tell the course's pieces from a network a learner wrote."""
+
+
+class Stage(nn.Sequential):
+    """The blocks of one resolution, in order."""
+
+
+class Head(nn.Sequential):
+    """Global average pooling, flatten, linear to the logits."""
+
+
 class ConvNet(nn.Module):
     """Stem, stages of blocks (each after the first halves the resolution), global average pooling, linear.
 
@@ -42,7 +55,7 @@ class ConvNet(nn.Module):
         super().__init__()
         if len(widths) != len(depths) or not widths:
             raise ValueError(f"widths and depths need one entry per stage, got {list(widths)} and {list(depths)}.")
-        self.stem = nn.Sequential(
+        self.stem = Stem(
             nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
         stages, channels = [], widths[0]
@@ -52,9 +65,9 @@ class ConvNet(nn.Module):
                 stride = 2 if index > 0 and position == 0 else 1
                 blocks.append(make_block(channels, width, stride))
                 channels = width
-            stages.append(nn.Sequential(*blocks))
+            stages.append(Stage(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+        self.head = Head(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         """Images (N, C, H, W) to class logits (N, num_classes)."""

@@ -11,35 +11,29 @@ from torch import Tensor, nn
 from residual_course.probes import forward_hooks
 
 
-def named_layer_grad_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of each weight gradient by module name, read from `.grad` so in-place ops stay safe."""
-    layers = {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(getattr(module, "weight", None), Tensor) and module.weight.dim() >= 2
-    }
+def gradient_profile(model: nn.Module, inputs: Tensor, targets: Tensor | None = None) -> list[float]:
+    """One backward pass on a batch, then the 2-norm of each weight gradient (Linear, Conv*), first layer first.
+
+    The loss is cross-entropy against `targets`; without targets (a model that is not a classifier) a random
+    gradient, drawn from torch's global generator, is sent back from the output. The grads are reset first and
+    the model's train/eval mode is left as the caller set it. (Lesson 01's exercise reads norms from gradients
+    that are already there; this function makes its own, so it is not that exercise's answer.)
+    """
+    layers = [module for module in model.modules()
+              if isinstance(getattr(module, "weight", None), Tensor) and module.weight.dim() >= 2]
     if not layers:
         raise ValueError("The model has no layer with a weight of dim >= 2 (Linear, Conv*) to measure.")
-    for name, layer in layers.items():
-        if layer.weight.grad is None:
-            raise ValueError(f"Layer {name!r} has no weight gradient yet: run loss.backward() first.")
-    norms = torch.stack([torch.linalg.vector_norm(layer.weight.grad) for layer in layers.values()])
-    return dict(zip(layers, norms.tolist(), strict=True))
-
-
-def layer_grad_norms(model: nn.Module) -> list[float]:
-    """The same norms as a list, first layer first, ready to plot against layer index."""
-    return list(named_layer_grad_norms(model).values())
-
-
-def gradient_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[float]:
-    """One forward/backward pass on a batch, so a model's gradient profile is one call away.
-
-    The grads are reset first and the model's train/eval mode is left as the caller set it.
-    """
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(inputs), targets).backward()
-    return layer_grad_norms(model)
+    outputs = model(inputs)
+    if targets is None:
+        outputs.backward(torch.randn_like(outputs))
+    else:
+        F.cross_entropy(outputs, targets).backward()
+    unreached = [type(layer).__name__ for layer in layers if layer.weight.grad is None]
+    if unreached:
+        raise ValueError(f"a {unreached[0]} layer got no gradient: every layer must take part in the forward pass.")
+    norms = [torch.linalg.vector_norm(layer.weight.grad.double()) for layer in layers]  # squares would underflow
+    return torch.stack(norms).tolist()
 
 
 def signal_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[float]:

@@ -30,9 +30,18 @@ def _norm(name: str, width: int) -> nn.Module:
     return {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[name](width)
 
 
-def _hidden_unit(in_features: int, out_features: int, activation: str, norm: str) -> nn.Sequential:
-    """Linear -> norm -> activation: the plain building block whose derivatives multiply up with depth."""
-    return nn.Sequential(nn.Linear(in_features, out_features), _norm(norm, out_features), _activation(activation))
+class HiddenUnit(nn.Sequential):
+    """Linear -> norm -> activation: the plain building block whose derivatives multiply up with depth.
+
+    Its own class (like MLP's), so that the checks can tell the course's network from one a learner wrote.
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str, norm: str) -> None:
+        super().__init__(nn.Linear(in_features, out_features), _norm(norm, out_features), _activation(activation))
+
+
+class MLP(nn.Sequential):
+    """Flatten, the hidden units, then a Linear layer to the logits."""
 
 
 class ResidualLinear(nn.Module):
@@ -81,12 +90,12 @@ def make_mlp(
     if depth < 2:
         raise ValueError(f"depth must be at least 2 (an input and an output Linear layer), got {depth}.")
     hidden = [
-        ResidualLinear(width, activation, norm) if skip else _hidden_unit(width, width, activation, norm)
+        ResidualLinear(width, activation, norm) if skip else HiddenUnit(width, width, activation, norm)
         for _ in range(depth - 2)
     ]
-    model = nn.Sequential(
+    model = MLP(
         nn.Flatten(),
-        _hidden_unit(in_features, width, activation, norm),
+        HiddenUnit(in_features, width, activation, norm),
         *hidden,
         nn.Linear(width, num_classes),
     )

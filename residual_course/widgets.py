@@ -11,12 +11,11 @@ import ipywidgets as widgets
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from residual_course.gradients import first_to_last_ratio, layer_grad_norms
+from residual_course.gradients import first_to_last_ratio, gradient_profile
 from residual_course.models import ACTIVATIONS, INITS, NORMS, make_mlp
 from residual_course.plots import GRAD_NORM_FLOOR, GRAD_NORM_LABEL, LAYER_LABEL, grad_norm_points, style_grad_norm_axes
 from residual_course.runtime import seed_everything
@@ -97,8 +96,7 @@ class GradientExplorer:
             skip=skip,
         ).to(self.inputs.device)
         with _quick_small_cpu_pass(self.inputs.device):
-            F.cross_entropy(model(self.inputs), self.targets).backward()
-        return layer_grad_norms(model)
+            return gradient_profile(model, self.inputs, self.targets)
 
     def _update_panels(self, norms: dict[str, list[float]]) -> Figure:
         """Side-by-side panels on one shared log axis, so plain and residual compare at a glance: data and limits."""
@@ -229,7 +227,7 @@ def _quick_small_cpu_pass(device: torch.device) -> Iterator[None]:
     another process holds stalls every layer (one thread sums in another order: last-digit changes, as on another
     machine).
     Denormals: vanishing gradients fall below float32's normal range (1.2e-38), where x86 arithmetic is several
-    times slower; such entries square to 0 in a norm anyway, so the norms, taken after this pass, are the same.
+    times slower; flushed, such entries count as 0, which changes only norms far below the plot's floor (1e-30).
     PyTorch cannot report whether flushing was on: it is left off, its default.
     """
     if device.type != "cpu":

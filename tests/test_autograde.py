@@ -122,3 +122,16 @@ def test_feedback_is_written_for_every_submission_and_names_the_broken_property(
     page = graded / "feedback" / "l04-mistakes-1" / "04_residual_blocks" / "04_residual_blocks.html"
     if page.exists():  # absent when GRADING_CASES leaves lesson 04 out
         assert "no ReLU runs after the addition" in page.read_text()
+
+
+DROP_IN_REASONS = {"l01-drop-in-gradient-profile": "changed the gradients", "l02-drop-in-make-mlp": "ready-made",
+                   "l04-drop-in-torchvision": "ready-made", "l05-drop-in-convnet": "ready-made"}
+
+
+@pytest.mark.parametrize(("case", "student", "drop_in"), [
+    (case, student, name) for case in CASES for student, submission in students(case).items()
+    for name in submission.mistakes if name in DROP_IN_REASONS], ids=lambda value: getattr(value, "assignment", value))
+def test_a_drop_in_from_the_course_or_torchvision_earns_nothing_and_the_feedback_says_why(graded, case, student,
+                                                                                          drop_in):
+    page = graded / "feedback" / student / case.assignment / f"{case.assignment}.html"
+    assert DROP_IN_REASONS[drop_in] in page.read_text()

@@ -38,9 +38,10 @@ def test_residual_models_in_other_styles_pass(model, capsys):
     assert "FAIL" not in capsys.readouterr().out
 
 
-def test_torchvision_blocks_count_as_shortcuts(capsys):
-    check_capstone(TorchvisionResNet, budget=10**7)
-    assert "FAIL" not in capsys.readouterr().out
+def test_torchvision_blocks_are_refused_as_ready_made(capsys):
+    keys, printed = failing(TorchvisionResNet, capsys, budget=10**7)
+    assert keys == {"output", "logits", "budget", "device", "shortcut"}
+    assert "built from torchvision.models.resnet.BasicBlock, ready-made" in printed
 
 
 @pytest.mark.parametrize(("model", "broken", "hint"), [

@@ -14,10 +14,7 @@ from fixtures.families import (
     NotDenseBlock,
     ResidualDenseLayer,
     SplitPathResNeXtBlock,
-    TorchvisionDenseBlock,
-    TorchvisionDenseLayer,
     TorchvisionResNeXtBlock,
-    TorchvisionTransition,
     UngroupedResNeXtBlock,
 )
 from torch import nn
@@ -49,7 +46,7 @@ def failing(check, subject, capsys, **options) -> tuple[set[str], str]:
     return keys, capsys.readouterr().out
 
 
-@pytest.mark.parametrize("block", [TorchvisionResNeXtBlock, SplitPathResNeXtBlock, GroupedResNeXtBlock])
+@pytest.mark.parametrize("block", [SplitPathResNeXtBlock, GroupedResNeXtBlock])
 @pytest.mark.parametrize(("cardinality", "width"), [(8, 2), (4, 8), (16, 1)])
 def test_correct_resnext_blocks_in_other_styles_pass(block, cardinality, width, capsys):
     check_resnext_block(block, cardinality=cardinality, bottleneck_width=width)
@@ -77,7 +74,7 @@ def test_a_missing_projection_is_caught(capsys):
     assert "the shortcut is a 1x1 conv" in printed
 
 
-@pytest.mark.parametrize("layer", [TorchvisionDenseLayer, FunctionalDenseLayer])
+@pytest.mark.parametrize("layer", [FunctionalDenseLayer])
 def test_correct_dense_layers_pass(layer, capsys):
     check_dense_layer(layer)
     check_dense_layer(layer, in_channels=16, growth_rate=12)
@@ -102,7 +99,7 @@ def test_the_wrong_concatenation_order_is_caught(capsys):
     assert "the input comes last" in printed
 
 
-@pytest.mark.parametrize("block", [TorchvisionDenseBlock, ListDenseBlock])
+@pytest.mark.parametrize("block", [ListDenseBlock])
 def test_correct_dense_blocks_pass(block, capsys):
     check_dense_block(block)
     check_dense_block(block, num_layers=1, in_channels=4, growth_rate=8)
@@ -116,8 +113,6 @@ def test_a_block_whose_layers_see_only_its_input_is_caught(capsys):
 
 
 def test_transitions(capsys):
-    check_transition(TorchvisionTransition)
-    assert "FAIL" not in capsys.readouterr().out
     keys, printed = failing(check_transition, NoPoolTransition, capsys)
     assert keys == {"downsampling"}
     assert "nn.AvgPool2d(2)" in printed

@@ -70,9 +70,21 @@ class Sandbox:
         name = getattr(value, "__name__", type(value).__name__)
         if isinstance(value, nn.Module):
             return {"ref": ref, "side": "student", "kind": "module", "name": type(value).__name__,
-                    "training": bool(value.training), "state": self._describe(value, blobs)}
+                    "training": bool(value.training), "state": self._describe(value, blobs),
+                    "classes": self._classes(value)}
         kind = "callable" if callable(value) else "object"
         return {"ref": ref, "side": "student", "kind": kind, "name": str(name)}
+
+    def _classes(self, module: nn.Module) -> list[str]:
+        """Where each class inside the student's module, and each class it derives from, is defined (the checks
+        refuse ready-made blocks)."""
+        names, lent = set(), []
+        for path, sub in nn.Module.named_modules(module):  # torch's own methods: an override must not decide
+            if id(sub) in self.trusted_ids:
+                lent.append(path)
+            elif not any(path.startswith(f"{p}.") for p in lent):
+                names.update(f"{cls.__module__}.{cls.__qualname__}"[:200] for cls in type(sub).__mro__[:20])
+        return sorted(name for name in names if not name.startswith(("torch.", "builtins.")))[:200]
 
     def _describe(self, module: nn.Module, blobs: list[bytes]) -> list[dict]:
         """The module's tensors in state_dict order (trusted look-alikes by id, placed whole)."""

@@ -181,6 +181,8 @@ class Trusted:
                                    lambda signature, training: self._export(ref, name, signature, training),
                                    self._call_lent, bool(spec.get("training", True)))
             module._ref = ref
+            classes = spec.get("classes")
+            module.student_classes = tuple(str(c)[:200] for c in classes[:200]) if isinstance(classes, list) else ()
             module._refused = lambda reason: self._refuse(name, reason)
             return module
         if spec.get("kind") == "callable":

@@ -179,7 +179,8 @@ def make_stage_properties(make_stage: Factory, channels: int = 8) -> list[Proper
         """Call make_stage with a recording block factory and return the stage and what it asked for."""
         recorder = BlockRecorder()
         call = f"{name}(block, {cin}, {cout}, num_blocks={num_blocks}, stride={stride})"
-        stage = build(make_stage, recorder, cin, cout, num_blocks, stride, device=device, call=call)
+        stage = build(make_stage, recorder, cin, cout, num_blocks, stride, device=device, call=call,
+                      lent=(ProbeBlock,))
         return stage, recorder.built
 
     def blocks(device: torch.device) -> None:
@@ -414,7 +415,7 @@ def resnet_properties(factory: Factory, layers: Sequence[int] = (2, 2, 2, 2), wi
             options["widths"] = tuple(widths)
         call = (f"{name}(block, {layers}, num_classes={classes}, in_channels={in_channels}"
                 f"{', small_input=True' if small_input else ''}{width_text})")
-        model = build(factory, recorder, layers, device=device, call=call, **options)
+        model = build(factory, recorder, layers, device=device, call=call, lent=(ProbeBlock,), **options)
         return model.eval(), recorder, call
 
     def smallest_1x1_input(small_input: bool) -> int:

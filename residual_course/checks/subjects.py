@@ -33,12 +33,38 @@ def random_tensor(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
     return torch.randn(*shape, generator=generator, device=device)
 
 
+READY_MADE = ("torchvision", "residual_course")  # packages whose modules would answer an exercise for the learner
+
+
+def ready_made_classes(module: nn.Module, lent: tuple[type, ...] = ()) -> list[str]:
+    """The classes inside the learner's module that come ready-made from torchvision or the course package.
+
+    The rule every exercise states: build your answer from torch.nn's layers and your own classes (a subclass of a
+    ready-made block is that block). Modules the
+    check itself lends (instances of `lent`) do not count. A graded copy of a learner's module (the autograder's)
+    carries the class names the learner's process reported, as `student_classes`.
+    """
+    names: dict[str, None] = {}  # outermost first
+    for sub in nn.Module.modules(module):
+        if isinstance(sub, lent):
+            continue
+        names.update(dict.fromkeys(f"{cls.__module__}.{cls.__qualname__}" for cls in type(sub).__mro__))
+        names.update(dict.fromkeys(str(name) for name in getattr(sub, "student_classes", ())))
+    return [name for name in names if name.split(".")[0] in READY_MADE]
+
+
 def build(factory: Callable[..., object], *args: object, device: torch.device, call: str,
-          **kwargs: object) -> nn.Module:
-    """Call the learner's factory (`call` says how, for messages), insist on an nn.Module, move it to the device."""
+          lent: tuple[type, ...] = (), **kwargs: object) -> nn.Module:
+    """Call the learner's factory (`call` says how, for messages), insist on an nn.Module of the learner's own
+    making (no ready-made torchvision or course module inside; `lent` ones are the check's), move it to the device."""
     built = factory(*args, **kwargs)
     if not isinstance(built, nn.Module):
         raise PropertyFailed(f"{call} returned a {type(built).__name__}, not an nn.Module")
+    borrowed = ready_made_classes(built, lent)
+    if borrowed:
+        raise PropertyFailed(f"{call} is built from {', '.join(borrowed[:3])}, ready-made: an exercise's points are "
+                             "for code you write, so build it from torch.nn layers (nn.Conv2d, nn.Linear, "
+                             "nn.BatchNorm2d, nn.ReLU, nn.Sequential...) and your own classes")
     return built.to(device)
 
 

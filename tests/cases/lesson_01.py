@@ -16,5 +16,15 @@ CASE = LessonCase(
                      "[p.grad.norm().item() for p in model.parameters()]"),),
             frozenset({"check-weight-grad-norms"}),
         ),
+        # a drop-in: the course's gradient_profile runs a backward pass of its own (the check's "read only" says so)
+        "l01-drop-in-gradient-profile": (
+            (Mistake("weight-grad-norms", "return [layer.weight.grad.norm().item() for layer in model.modules() "
+                                          "if isinstance(layer, nn.Linear)]", """from residual_course import gradients
+
+    first = next(layer for layer in model.modules() if isinstance(layer, nn.Linear))
+    inputs = torch.randn(8, first.in_features, device=first.weight.device)
+    return gradients.gradient_profile(model, inputs, torch.zeros(8, dtype=torch.long, device=inputs.device))"""),),
+            frozenset({"check-weight-grad-norms"}),
+        ),
     },
 )

@@ -33,6 +33,16 @@ CASE = LessonCase(
             (Mistake("plain-mlp", "for _ in range(depth - 1):", "for _ in range(depth):"),),
             frozenset({"plain-depth"}),
         ),
+        # a drop-in: the course's own builder, which the ready-made rule refuses in every plain_mlp cell
+        "l02-drop-in-make-mlp": (
+            (Mistake("plain-mlp", "    layers: list[nn.Module] = [nn.Flatten()]\n",
+                     """    from residual_course import models
+
+    return models.make_mlp(depth, width, activation="relu", init="kaiming", norm="batch")
+    layers: list[nn.Module] = [nn.Flatten()]
+"""),),
+            frozenset({"plain-depth", "plain-units", "plain-init"}),
+        ),
         "l02-diagnose-by-test-loss": (
             (Mistake("diagnose", "if deep.train_loss[-1] > shallow.train_loss[-1]:",
                      "if deep.test_loss[-1] > shallow.test_loss[-1]:"),),

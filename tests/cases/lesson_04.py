@@ -22,6 +22,23 @@ BOTTLENECK_STRIDE_NOT_IN_3X3 = Mistake(
 PREACT_RELU_AFTER_ADD = Mistake("preact-block", "return self.branch(x) + self.shortcut(x)",
                                 "return torch.relu(self.branch(x) + self.shortcut(x))")
 
+# A drop-in: torchvision's block behind the course's interface. It passes every behaviour check; the ready-made rule
+# refuses it in all four BasicBlock cells.
+TORCHVISION_BASIC_BLOCK = Mistake("basic-block", "class BasicBlock(nn.Module):", """\
+from torchvision.models import resnet
+
+
+class BasicBlock(resnet.BasicBlock):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        projection = None
+        if stride != 1 or in_channels != out_channels:
+            projection = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(out_channels))
+        super().__init__(in_channels, out_channels, stride, downsample=projection)
+
+
+class MyFirstTry(nn.Module):""")
+
 CASE = LessonCase(
     assignment="04_residual_blocks",
     full_marks=18,
@@ -30,6 +47,8 @@ CASE = LessonCase(
         "l04-no-projection": ((NO_PROJECTION,), frozenset({"basic-block-projection"})),
         "l04-bottleneck-v1-stride": ((BOTTLENECK_STRIDE_IN_FIRST_1X1, BOTTLENECK_STRIDE_NOT_IN_3X3),
                                      frozenset({"bottleneck-projection"})),
+        "l04-drop-in-torchvision": ((TORCHVISION_BASIC_BLOCK,), frozenset({
+            "basic-block-identity", "basic-block-relu-after-add", "basic-block-projection", "basic-block-batchnorm"})),
         "l04-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
     },
 )

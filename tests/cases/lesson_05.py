@@ -25,6 +25,17 @@ BASIC_BLOCK_RELU_BEFORE_ADD = Mistake("basic-block", """        out = self.bn2(s
         return self.relu(out + self.shortcut(x))""", """        out = self.relu(self.bn2(self.conv2(out)))
         return out + self.shortcut(x)""")
 
+# A drop-in: the course's ConvNet supplies the stages (its Stage class gives it away in every ResNet cell).
+RESNET_FROM_CONVNET = Mistake("resnet", """        stages, channels = [], widths[0]
+        for index, (width, num_blocks) in enumerate(zip(widths, layers, strict=True)):
+            stages.append(make_stage(block, channels, width, num_blocks, stride=1 if index == 0 else 2))
+            channels = width
+        self.stages = nn.Sequential(*stages)""", """        from residual_course import convnets
+
+        widths = tuple(widths[:len(layers)])
+        self.stages = convnets.ConvNet(block, widths, tuple(layers), in_channels=widths[0]).stages
+        channels = widths[-1]""")
+
 CASE = LessonCase(
     assignment="05_building_a_resnet",
     full_marks=19,
@@ -35,6 +46,8 @@ CASE = LessonCase(
         "l05-gap-head-flattens": ((GAP_HEAD_FLATTENS_WITHOUT_POOLING,), frozenset({"gap-head-pools"})),
         "l05-resnet-stem-stride-1": ((RESNET_STEM_STRIDE_1,), frozenset({"resnet-stem"})),
         "l05-resnet-first-stage-stride-2": ((RESNET_FIRST_STAGE_STRIDE_2,), frozenset({"resnet-stages"})),
+        "l05-drop-in-convnet": ((RESNET_FROM_CONVNET,), frozenset({
+            "resnet-stem", "resnet-stages", "resnet-head-params", "resnet-small-input"})),
         "l05-basic-block-relu-before-add": ((BASIC_BLOCK_RELU_BEFORE_ADD,), frozenset()),
     },
 )
