@@ -1,4 +1,4 @@
-"""Lesson 07's checks: residual models in any style pass; over-budget, softmax and shortcut-free models fail."""
+"""Lesson 08's checks: residual models in any style pass; over-budget, softmax and shortcut-free models fail."""
 
 import pytest
 import torch
@@ -19,9 +19,17 @@ from fixtures.capstone import (
 )
 from torch import nn
 
-from residual_course.checks.capstone import GRADING_RECIPE, check_capstone, count_trainable, grading_accuracy
+from residual_course.checks.capstone import (
+    GRADING_RECIPE,
+    check_ablation,
+    check_capstone,
+    check_validation_accuracy,
+    count_trainable,
+    grading_accuracy,
+)
 from residual_course.checks.report import CheckFailed
 from residual_course.data import load_dataset
+from residual_course.training import History
 
 
 def failing(subject, capsys, **kwargs) -> tuple[set[str], str]:
@@ -95,3 +103,65 @@ def test_grading_is_repeatable_and_ignores_the_learners_seed():
     assert grading_accuracy(SmallResNet, data) == first
     assert GRADING_RECIPE == recipe
     assert not torch.backends.cudnn.deterministic, "grading must restore cuDNN's settings"
+
+
+class AblatableResNet(SmallResNet):
+    """Right: MyResNet(shortcuts=False) is the same network, each block returning relu(F(x))."""
+
+    def __init__(self, shortcuts: bool = True):
+        super().__init__(skip=shortcuts)
+
+
+class IgnoresItsArgument(SmallResNet):
+    """Wrong: the argument is accepted and never used, so the ablation keeps every shortcut."""
+
+    def __init__(self, shortcuts: bool = True):
+        super().__init__()
+
+
+class NarrowerWithoutShortcuts(SmallResNet):
+    """Wrong: the ablation also changes the widths, so it is another network."""
+
+    def __init__(self, shortcuts: bool = True):
+        super().__init__(widths=(16, 32, 64) if shortcuts else (16, 32, 48), skip=shortcuts)
+
+
+def ablation_failing(capsys, *args, **kwargs) -> tuple[set[str], str]:
+    with pytest.raises(CheckFailed) as failure:
+        check_ablation(*args, **kwargs)
+    return set(str(failure.value).split(": ", 1)[1].split(", ")), capsys.readouterr().out
+
+
+def test_an_ablation_that_removes_only_the_shortcuts_passes(capsys):
+    check_ablation(AblatableResNet, only="removed")
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("model", "hint"), [(IgnoresItsArgument, "still adds two computed tensors 3 time(s)"),
+                                             (NarrowerWithoutShortcuts, "has a parameter of shape")])
+def test_an_ablation_that_keeps_its_shortcuts_or_changes_the_network_fails(model, hint, capsys):
+    keys, printed = ablation_failing(capsys, model, only="removed")
+    assert keys == {"removed"}
+    assert hint in printed
+
+
+def test_the_reported_ablation_must_be_what_the_recipe_gives(capsys):
+    data = load_dataset("fashion-mnist", train_size=512, test_size=256)
+    honest = {"with shortcuts": grading_accuracy(AblatableResNet, data),
+              "without shortcuts": grading_accuracy(lambda: AblatableResNet(shortcuts=False), data)}
+    check_ablation(AblatableResNet, honest, data, only="measured")
+    assert "FAIL" not in capsys.readouterr().out
+    shift = 0.1 if honest["without shortcuts"] < 0.9 else -0.1
+    made_up = {**honest, "without shortcuts": honest["without shortcuts"] + shift}
+    keys, printed = ablation_failing(capsys, AblatableResNet, made_up, data, only="measured")
+    assert keys == {"measured"} and "report the final validation accuracy of exactly that run" in printed
+    keys, printed = ablation_failing(capsys, AblatableResNet, [0.8, 0.7], data, only="measured")
+    assert "should be a dict with the keys" in printed
+
+
+def test_a_design_below_the_validation_target_gets_a_hint_not_a_traceback(capsys):
+    history = History(test_accuracy=[0.41, 0.52])
+    with pytest.raises(CheckFailed):
+        check_validation_accuracy(history, target=0.65)
+    assert "it reaches 0.520: compare a change at a time" in capsys.readouterr().out
+    check_validation_accuracy(History(test_accuracy=[0.70]), target=0.65)

@@ -12,6 +12,7 @@ that stay on their side ({"ref": id, "side": "student"|"trusted", ...}), which e
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib
 from collections.abc import Callable
@@ -61,6 +62,24 @@ def standard_init(module: torch.nn.Module) -> dict | None:
         init[attribute] = list(value) if isinstance(value, tuple) else value
     return init
 
+
+
+def rng_state() -> str:
+    """torch's CPU generator as it stands, as text: sent with each call of a student's object."""
+    return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+
+
+def set_rng_state(text: object) -> None:
+    """Set torch's CPU generator to the state rng_state() sent, so that a seeded check's call builds what the
+    same seed builds in the student's notebook; a malformed state leaves the generator alone."""
+    if not isinstance(text, str) or len(text) > 20_000:
+        return
+    try:
+        state = torch.frombuffer(bytearray(base64.b64decode(text, validate=True)), dtype=torch.uint8)
+        if state.numel() == torch.get_rng_state().numel():
+            torch.set_rng_state(state)
+    except (ValueError, RuntimeError):
+        return
 
 class RemoteError(Exception):
     """Marker base: an error raised by code on the other side, re-raised here with its type name and message."""

@@ -62,7 +62,8 @@ class StudentCallable(StudentProxy):
                 return function(*args)
             except ExportFailed:
                 pass
-        return self._trusted.request({"op": "call", "target": self._ref, "args": list(args), "kwargs": kwargs})
+        return self._trusted.request({"op": "call", "target": self._ref, "args": list(args), "kwargs": kwargs,
+                                      "rng": bridge.rng_state()})
 
 
 class Trusted:

@@ -11,7 +11,7 @@ from residual_course.checks.report import Property, PropertyFailed, run_properti
 from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.data import DataSet
 from residual_course.runtime import seed_everything
-from residual_course.training import evaluate, fit
+from residual_course.training import History, evaluate, fit
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -146,6 +146,94 @@ def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -
         Property("device", "runs on the device and passes the gradient to its input", on_device),
         Property("shortcut", "contains an identity shortcut: some tensor x is added to F(x)", shortcut),
     ]
+
+
+def _additions(output: Tensor) -> int:
+    """Additions of two computed tensors in the autograd graph of `output` (a parameter added to a tensor is none)."""
+    nodes, stack = set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in nodes:
+            continue
+        nodes.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return sum(1 for node in nodes if type(node).__name__ in _ADD_NODES
+               and sum(1 for operand, _ in node.next_functions
+                       if operand is not None and type(operand).__name__ != "AccumulateGrad") == 2)
+
+
+ABLATION_KEYS = ("with shortcuts", "without shortcuts")
+ABLATION_TOLERANCE = 0.02  # accuracy: the grader's own run of the recipe may differ in the last few images
+
+
+def ablation_properties(factory: Callable[..., nn.Module], reported: object, data: DataSet | None) -> list[Property]:
+    """Properties of the ablation: MyResNet(shortcuts=False) is MyResNet() without its shortcuts, and `reported`
+    holds the validation accuracies that GRADING_RECIPE gives both (graded for being run, not for which is higher)."""
+    name = name_of(factory, "model")
+    call = f"{name}(shortcuts=False)"
+
+    def removed(device: torch.device) -> None:
+        full = build(factory, device=device, call=f"{name}()")
+        ablated = build(factory, shortcuts=False, device=device, call=call).eval()
+        images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
+        added = _additions(_forward(ablated, images, call))
+        if added:
+            raise PropertyFailed(f"{call} still adds two computed tensors {added} time(s) (x + F(x), or conv1x1(x) + "
+                                 "F(x)): without shortcuts each block returns relu(F(x)), with no projection either")
+        kept, shapes = [tuple(p.shape) for p in ablated.parameters()], [tuple(p.shape) for p in full.parameters()]
+        for shape in kept:
+            if shape not in shapes:
+                raise PropertyFailed(f"{call} has a parameter of shape {shape} that {name}() has not: the ablation "
+                                     "is the same network with only the shortcuts (and their projections) removed")
+            shapes.remove(shape)
+        if count_trainable(ablated) < 0.8 * count_trainable(full):
+            raise PropertyFailed(f"{call} keeps {count_trainable(ablated):,} of {name}()'s "
+                                 f"{count_trainable(full):,} parameters: remove only the shortcuts and their "
+                                 "projections; the stem, the branches and the head stay")
+
+    def measured(device: torch.device) -> None:
+        if not isinstance(reported, dict) or set(reported) != set(ABLATION_KEYS):
+            raise PropertyFailed(f"`ablation` should be a dict with the keys {list(ABLATION_KEYS)}, one validation "
+                                 f"accuracy each; it is {reported!r:.80}")
+        if data is None:
+            raise PropertyFailed("the check needs the development data set: pass `development`")
+        for key, shortcuts in zip(ABLATION_KEYS, (True, False), strict=True):
+            value = reported[key]
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise PropertyFailed(f"ablation[{key!r}] is {value!r:.40}: store the accuracy as a number between 0 "
+                                     "and 1 (history.test_accuracy[-1])")
+            expected = grading_accuracy(lambda shortcuts=shortcuts: factory(shortcuts=shortcuts), data)
+            if abs(value - expected) > ABLATION_TOLERANCE:
+                raise PropertyFailed(f"ablation[{key!r}] is {value:.3f}, but a fresh {name}(shortcuts={shortcuts}) "
+                                     f"seeded with rc.seed_everything(0) and trained by fit(model, development, "
+                                     f"**GRADING_RECIPE) reaches {expected:.3f}: report the final validation "
+                                     "accuracy of exactly that run (re-run the cells after changing the model)")
+
+    return [
+        Property("removed", f"{call} is {name}() with its shortcuts removed, and nothing else", removed),
+        Property("measured", "`ablation` holds what GRADING_RECIPE gives both models on the validation split",
+                 measured),
+    ]
+
+
+def check_ablation(factory: Callable[..., nn.Module], reported: object = None, data: DataSet | None = None,
+                   only: str | list[str] | None = None) -> None:
+    """Check the capstone's ablation (the model without its shortcuts, and the accuracies reported for both)."""
+    run_properties(f"the ablation of {name_of(factory, 'model')}", ablation_properties(factory, reported, data), only)
+
+
+def check_validation_accuracy(history: History, target: float) -> None:
+    """The learner's design, trained with the recipe, clears `target` on the validation split: PASS, or what to try."""
+
+    def clears(device: torch.device) -> None:
+        reached = history.test_accuracy[-1] if history.test_accuracy else 0.0
+        if reached < target:
+            raise PropertyFailed(f"it reaches {reached:.3f}: compare a change at a time on this split (more blocks "
+                                 "at low resolution, the budget moved between stages, global average pooling before "
+                                 "the classifier, zero-initialised last BatchNorm scales)")
+
+    run_properties("your design", [Property("validation", f"reaches {target:.2f} validation accuracy under "
+                                            "GRADING_RECIPE", clears)])
 
 
 def check_capstone(factory: ModelFactory, only: str | list[str] | None = None,
