@@ -386,8 +386,10 @@ CORPUS: dict[str, Submission] = {
     "exits-the-kernel": Submission(_append("basic-block", "import os\nos._exit(0)"), 0, "crashed", "kernel died"),
     "huge-output": Submission(_append("basic-block", "print('spam ' * 20_000_000)"), FULL, "graded"),
     "malformed-json": Submission(_malformed, 0, "malformed", "not valid JSON"),
+    # torchvision's block behind the course's interface is a drop-in: graded, and its four BasicBlock cells
+    # (8 points) refused by the ready-made rule
+    "torchvision-style": Submission(_replaced("basic-block", TORCHVISION_STYLE), FULL - 8, "graded"),
     # honest blocks in other styles keep every point
-    "torchvision-style": Submission(_replaced("basic-block", TORCHVISION_STYLE), FULL, "graded"),
     "textbook-style": Submission(_replaced("basic-block", TEXTBOOK_STYLE), FULL, "graded"),
     "seed-style": Submission(_replaced("basic-block", SEED_STYLE), FULL, "graded"),
     # attacks that an in-process watch cannot see: the trusted decision never runs the student's code
