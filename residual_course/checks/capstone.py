@@ -56,8 +56,8 @@ def _forward(model: nn.Module, images: Tensor, call: str) -> Tensor:
     return output
 
 
-def _additive_shortcuts(output: Tensor, parameters: set[int]) -> int:
-    """How many additions in the autograd graph of `output` have the form t + f(t), f using model parameters."""
+def _graph_nodes(output: Tensor) -> set:
+    """Every node of the autograd graph that computed `output`."""
     nodes, stack = set(), [output.grad_fn]
     while stack:
         node = stack.pop()
@@ -65,8 +65,13 @@ def _additive_shortcuts(output: Tensor, parameters: set[int]) -> int:
             continue
         nodes.add(node)
         stack.extend(next_node for next_node, _ in node.next_functions)
+    return nodes
+
+
+def _additive_shortcuts(output: Tensor, parameters: set[int]) -> int:
+    """How many additions in the autograd graph of `output` have the form t + f(t), f using model parameters."""
     found = 0
-    for node in nodes:
+    for node in _graph_nodes(output):
         if type(node).__name__ not in _ADD_NODES:
             continue
         operands = [operand for operand, _ in node.next_functions if operand is not None]
@@ -150,14 +155,7 @@ def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -
 
 def _additions(output: Tensor) -> int:
     """Additions of two computed tensors in the autograd graph of `output` (a parameter added to a tensor is none)."""
-    nodes, stack = set(), [output.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or node in nodes:
-            continue
-        nodes.add(node)
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return sum(1 for node in nodes if type(node).__name__ in _ADD_NODES
+    return sum(1 for node in _graph_nodes(output) if type(node).__name__ in _ADD_NODES
                and sum(1 for operand, _ in node.next_functions
                        if operand is not None and type(operand).__name__ != "AccumulateGrad") == 2)
 
