@@ -301,6 +301,9 @@ def test_the_names_an_answer_must_define_come_from_the_solution():
     source = ("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\n"
               "class B(nn.Module):\n    pass\nbudget: int = 3\na, (b, c) = 1, (2, 3)\n")
     assert decide.defined_names(source) == ["f", "B", "budget", "a", "b", "c"]
+    inside_blocks = ("with torch.no_grad():\n    loss = 2.3\nif True:\n    kept = 1\nelse:\n    other = 2\n"
+                     "def g():\n    local = 0\n")
+    assert decide.defined_names(inside_blocks) == ["loss", "kept", "other", "g"], "a function's locals are not"
 
 
 # ---------------------------------------------------------------- the sandbox

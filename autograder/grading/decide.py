@@ -45,12 +45,16 @@ def defined_names(source: str) -> list[str]:
     """The names a solution cell defines at its top level: the names its answer must define too."""
     lines = [line for line in source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line]
     names: list[str] = []
-    for node in ast.parse("\n".join(lines)).body:
+    statements = list(ast.parse("\n".join(lines)).body)
+    while statements:
+        node = statements.pop(0)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.With, ast.If, ast.For, ast.While, ast.Try)):  # still the cell's top level
+            statements[:0] = [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
     return list(dict.fromkeys(names))
 
 

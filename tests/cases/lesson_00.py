@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="00_pytorch_refresher",
-    full_marks=14,
+    full_marks=16,
     mistakes={
         "l00-softmax-output": (
             (Mistake("mlp", "        return self.layers(x)", "        return torch.softmax(self.layers(x), dim=1)"),),
@@ -29,6 +29,13 @@ CASE = LessonCase(
                      """    probabilities = torch.softmax(logits, dim=1)
     return -torch.log(probabilities[torch.arange(len(labels)), labels]).mean()"""),),
             frozenset({"cross-entropy-stable"}),
+        ),
+        # loss taken for accuracy: chance is 1/10; and the measurement made on the MLP trained above
+        "l00-untrained-loss-as-chance": (
+            (Mistake("predicted-initial-loss", "predicted_initial_loss = math.log(10)", "predicted_initial_loss = 0.1"),
+             Mistake("initial-loss", "cross_entropy_from_logits(untrained(data.train.images[:256])",
+                     "cross_entropy_from_logits(model(data.train.images[:256])")),
+            frozenset({"initial-loss-predicted", "initial-loss-measured"}),
         ),
     },
 )

@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="01_vanishing_gradients",
-    full_marks=5,
+    full_marks=7,
     mistakes={
         "l01-sigmoid-itself": (
             (Mistake("sigmoid-derivative", "return s * (1 - s)", "return s"),),
@@ -25,6 +25,12 @@ CASE = LessonCase(
     inputs = torch.randn(8, first.in_features, device=first.weight.device)
     return gradients.gradient_profile(model, inputs, torch.zeros(8, dtype=torch.long, device=inputs.device))"""),),
             frozenset({"check-weight-grad-norms"}),
+        ),
+        # the slopes without the weights' gain; and 20 crossings counted between 20 layers (there are 19)
+        "l01-decay-slopes-only": (
+            (Mistake("predicted-decay", "predicted_decay = 0.25 * weight_gain", "predicted_decay = 0.25"),
+             Mistake("measured-decay", "** (1 / (len(signal) - 1))", "** (1 / len(signal))")),
+            frozenset({"decay-predicted", "decay-measured"}),
         ),
     },
 )

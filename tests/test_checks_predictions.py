@@ -1,0 +1,89 @@
+"""Predict, measure, explain: right numbers pass; a wrong prediction is explained, a wrong measurement not leaked."""
+
+import math
+
+import pytest
+import torch
+from fixtures import refresher as fx
+
+from residual_course import models
+from residual_course.checks import CheckFailed
+from residual_course.checks.predictions import check_initial_loss, check_signal_decay, signal_decay
+from residual_course.gradients import signal_profile
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(64, 1, 28, 28, generator=generator), torch.randint(0, 10, (64,), generator=generator)
+
+
+@pytest.fixture(scope="module")
+def sigmoid_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return models.make_mlp(depth=20, width=64, activation="sigmoid")
+
+
+def learner_loss(images, labels) -> float:
+    """What a learner measures: a fresh MLP of their own (another random start), mean cross-entropy."""
+    with torch.no_grad():
+        return torch.nn.functional.cross_entropy(fx.SequentialMLP()(images), labels).item()
+
+
+def failed(check, *args, capsys, **kwargs) -> str:
+    with pytest.raises(CheckFailed):
+        check(*args, **kwargs)
+    return capsys.readouterr().out
+
+
+def test_the_right_prediction_and_measurement_pass(batch, sigmoid_net, capsys):
+    images, labels = batch
+    check_initial_loss(fx.SequentialMLP, images, labels, prediction=math.log(10), measurement=learner_loss(*batch))
+    profile = signal_profile(sigmoid_net, images, labels)
+    measured = (profile[0] / profile[-1]) ** (1 / 19)
+    check_signal_decay(sigmoid_net, images, labels, prediction=0.25 / 3**0.5, measurement=measured)
+    printed = capsys.readouterr().out
+    assert "FAIL" not in printed and printed.count("PASS") == 4
+    assert "you predicted 2.303" in printed, "a PASS says what the learner got right"
+
+
+@pytest.mark.parametrize(("prediction", "hint"), [(0.1, "log 10 = 2.30"), (0.0, "-log(1/10)")])
+def test_a_wrong_prediction_fails_with_the_measured_number_and_why(batch, prediction, hint, capsys):
+    printed = failed(check_initial_loss, fx.SequentialMLP, *batch, prediction=prediction, capsys=capsys)
+    assert f"you predicted {prediction:.4g}, the experiment measures 2.3" in printed and hint in printed
+
+
+def test_the_slopes_without_the_weights_gain_is_a_wrong_prediction(batch, sigmoid_net, capsys):
+    printed = failed(check_signal_decay, sigmoid_net, *batch, prediction=0.25, capsys=capsys)
+    assert "you predicted 0.25" in printed and "gain" in printed
+
+
+def test_a_wrong_measurement_fails_without_giving_the_reference_away(batch, sigmoid_net, capsys):
+    images, labels = batch
+    profile = signal_profile(sigmoid_net, images, labels)
+    one_too_many = (profile[0] / profile[-1]) ** (1 / 20)
+    printed = failed(check_signal_decay, sigmoid_net, images, labels, measurement=one_too_many, capsys=capsys)
+    assert "is not the backward signal's decay per layer" in printed
+    assert f"{signal_decay(sigmoid_net, images, labels):.4g}" not in printed
+    summed = 64 * learner_loss(*batch)
+    printed = failed(check_initial_loss, fx.SequentialMLP, images, labels, measurement=summed, capsys=capsys)
+    assert "initial_loss = " in printed and "2.3" not in printed
+
+
+@pytest.mark.parametrize("value", [None, "2.3", float("nan"), True])
+def test_anything_but_one_finite_number_is_refused(batch, value, capsys):
+    printed = failed(check_initial_loss, fx.SequentialMLP, *batch, prediction=value, capsys=capsys)
+    assert "store one finite number in it" in printed
+
+
+def test_a_tensor_is_refused_with_how_to_get_a_number(batch, capsys):
+    printed = failed(check_initial_loss, fx.SequentialMLP, *batch, measurement=torch.tensor(2.3), capsys=capsys)
+    assert "initial_loss is a tensor" in printed and ".item()" in printed
+
+
+def test_a_cell_checks_only_what_it_is_given(batch, capsys):
+    check_initial_loss(fx.SequentialMLP, *batch, prediction=2.3)
+    printed = capsys.readouterr().out
+    assert printed.count("PASS") == 1 and "you measured" not in printed
+    with pytest.raises(ValueError, match="give the prediction, the measurement or both"):
+        check_initial_loss(fx.SequentialMLP, *batch)
