@@ -8,7 +8,7 @@ from fixtures import refresher as fx
 
 from residual_course import models
 from residual_course.checks import CheckFailed
-from residual_course.checks.predictions import check_initial_loss, check_signal_decay, signal_decay
+from residual_course.checks.predictions import check_initial_loss, check_signal_decay, check_signal_growth, signal_decay
 from residual_course.gradients import signal_profile
 
 
@@ -87,3 +87,14 @@ def test_a_cell_checks_only_what_it_is_given(batch, capsys):
     assert printed.count("PASS") == 1 and "you measured" not in printed
     with pytest.raises(ValueError, match="give the prediction, the measurement or both"):
         check_initial_loss(fx.SequentialMLP, *batch)
+
+
+def test_a_choice_is_judged_by_what_the_measurement_shows(batch, capsys):
+    torch.manual_seed(0)
+    network = models.make_mlp(depth=32, width=64, activation="relu", init="kaiming", norm="batch")
+    check_signal_growth(network, *batch, prediction="grows")
+    assert "PASS" in capsys.readouterr().out
+    printed = failed(check_signal_growth, network, *batch, prediction="shrinks", capsys=capsys)
+    assert "you predicted 'shrinks', the experiment measures 1.2" in printed and "'grows'" in printed
+    printed = failed(check_signal_growth, network, *batch, prediction="vanishes", capsys=capsys)
+    assert "set it to one of 'shrinks', 'stays', 'grows'" in printed

@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="02_degradation",
-    full_marks=13,
+    full_marks=15,
     mistakes={
         # running variance kept biased: training mode is right, evaluation after a few batches is not
         "l02-bn-biased-running-var": (
@@ -47,6 +47,12 @@ CASE = LessonCase(
             (Mistake("diagnose", "if deep.train_loss[-1] > shallow.train_loss[-1]:",
                      "if deep.test_loss[-1] > shallow.test_loss[-1]:"),),
             frozenset({"diagnose-overfitting"}),
+        ),
+        # "gradients vanish in deep networks", carried over from lesson 01; and the ratio taken upside down
+        "l02-predicts-it-shrinks": (
+            (Mistake("predicted-direction", 'predicted_direction = "grows"', 'predicted_direction = "shrinks"'),
+             Mistake("measured-factor", "(deep_signal[0] / deep_signal[-1])", "(deep_signal[-1] / deep_signal[0])")),
+            frozenset({"growth-predicted", "growth-measured"}),
         ),
     },
 )

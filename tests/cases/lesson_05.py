@@ -38,7 +38,7 @@ RESNET_FROM_CONVNET = Mistake("resnet", """        stages, channels = [], widths
 
 CASE = LessonCase(
     assignment="05_building_a_resnet",
-    full_marks=19,
+    full_marks=21,
     mistakes={
         "l05-stride-in-every-block": ((STRIDE_IN_EVERY_BLOCK,), frozenset({"make-stage-stride"})),
         "l05-stage-shortcut-no-projection": ((STAGE_SHORTCUT_NO_PROJECTION,),
@@ -49,5 +49,11 @@ CASE = LessonCase(
         "l05-drop-in-convnet": ((RESNET_FROM_CONVNET,), frozenset({
             "resnet-stem", "resnet-stages", "resnet-head-params", "resnet-small-input"})),
         "l05-basic-block-relu-before-add": ((BASIC_BLOCK_RELU_BEFORE_ADD,), frozenset()),
+        # four stages, so a quarter each; and the last stage's first block counted as the whole stage
+        "l05-share-a-quarter": ((Mistake("predicted-share", "predicted_share = 64 / (1 + 4 + 16 + 64)",
+                                         "predicted_share = 1 / 4"),
+                                 Mistake("measured-share", "count_parameters(reference_net.layer4)",
+                                         "count_parameters(reference_net.layer4[0])")),
+                                frozenset({"share-predicted", "share-measured"})),
     },
 )
