@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from residual_course.probes import forward_hooks
+from residual_course.runtime import seed_everything
 
 
 def gradient_profile(model: nn.Module, inputs: Tensor, targets: Tensor | None = None) -> list[float]:
@@ -56,6 +57,16 @@ def signal_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[fl
         loss = F.cross_entropy(model(inputs), targets)
     grads = torch.autograd.grad(loss, seen)
     return torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]).tolist()
+
+
+def stack_gradient_ratio(make_block: Callable[[int, int], nn.Module], depth: int = 30, channels: int = 16,
+                         device: torch.device | None = None) -> float:
+    """First layer's weight-gradient norm over the last's in a fresh, seeded stack of `depth` shape-keeping conv
+    blocks on a batch of 8x8 maps, a random gradient sent back from the output: how the depth treats the gradient."""
+    seed_everything(0)
+    stack = nn.Sequential(*[make_block(channels, channels) for _ in range(depth)]).to(device)
+    norms = gradient_profile(stack, torch.randn(16, channels, 8, 8, device=device))
+    return norms[0] / norms[-1]
 
 
 def first_to_last_ratio(norms: list[float]) -> float:

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from residual_course.data import DataSet, fast_sizes, load_dataset
@@ -132,3 +133,28 @@ def table(summaries: dict[tuple[str, int], Summary]) -> str:
         loss = f"{s.mean_loss:.3f} ± {s.loss_spread:.3f} [{min(s.losses):.3f}, {max(s.losses):.3f}]"
         lines.append(f"{labels[key]:<{width}}{loss:<38}{s.mean_accuracy:.1%}")
     return "\n".join(lines)
+
+
+IDENTITY_BASELINE = 0.5 - 1 / (2 * torch.pi)  # error of answering each feature's mean: the variance of relu(N(0, 1))
+
+
+def identity_error(make_block: Callable[[int], nn.Module], blocks: int = 10, width: int = 64, steps: int = 200,
+                   device: object = None) -> float:
+    """Train a stack of blocks with Adam to copy its (non-negative) input; the final mean squared error in eval mode.
+
+    The inputs are relu(N(0, 1)) vectors, like the outputs of a ReLU layer, so the identity is exactly what a stack
+    of residual blocks computes when all their branches output zero. Seeded: the same builder gives the same number.
+    """
+    seed_everything(0)
+    stack = nn.Sequential(*[make_block(width) for _ in range(blocks)]).to(device)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=1e-2)
+    for _ in range(steps):
+        x = torch.relu(torch.randn(256, width, device=device))
+        loss = (stack(x) - x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    stack.eval()
+    with torch.no_grad():
+        x = torch.relu(torch.randn(4096, width, device=device))
+        return (stack(x) - x).square().mean().item()

@@ -8,8 +8,19 @@ from fixtures import refresher as fx
 
 from residual_course import models
 from residual_course.checks import CheckFailed
-from residual_course.checks.predictions import check_initial_loss, check_signal_decay, check_signal_growth, signal_decay
+from residual_course.checks.predictions import (
+    check_grouped_share,
+    check_identity_prediction,
+    check_initial_loss,
+    check_last_stage_share,
+    check_signal_decay,
+    check_signal_growth,
+    grouped_share,
+    last_stage_share,
+    signal_decay,
+)
 from residual_course.gradients import signal_profile
+from residual_course.studies import IDENTITY_BASELINE, identity_error
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +109,27 @@ def test_a_choice_is_judged_by_what_the_measurement_shows(batch, capsys):
     assert "you predicted 'shrinks', the experiment measures 1.2" in printed and "'grows'" in printed
     printed = failed(check_signal_growth, network, *batch, prediction="vanishes", capsys=capsys)
     assert "set it to one of 'shrinks', 'stays', 'grows'" in printed
+
+
+def test_the_shares_are_measured_on_torchvisions_networks():
+    assert last_stage_share() == pytest.approx(8_393_728 / 11_689_512)
+    assert grouped_share() == pytest.approx(4_608 / 70_144)
+    check_last_stage_share(prediction=64 / 85, measurement=last_stage_share())
+    check_grouped_share(prediction=4_608 / 70_144, measurement=grouped_share())
+
+
+def test_the_identity_prediction_is_judged_by_the_trained_stack(capsys):
+    class ResidualUnit(torch.nn.Module):  # x + Linear(x): it learns the identity quickly
+        def __init__(self, width: int):
+            super().__init__()
+            self.branch = torch.nn.Linear(width, width)
+
+        def forward(self, x):
+            return x + self.branch(x)
+
+    fraction = identity_error(ResidualUnit) / IDENTITY_BASELINE
+    assert fraction < 0.3 and identity_error(ResidualUnit) == identity_error(ResidualUnit), "seeded"
+    check_identity_prediction(ResidualUnit, torch.device("cpu"), prediction="copies it", measurement=fraction)
+    printed = failed(check_identity_prediction, ResidualUnit, torch.device("cpu"), prediction="barely beats the mean",
+                     capsys=capsys)
+    assert "i.e. 'copies it'" in printed

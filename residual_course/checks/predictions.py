@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet18
+from torchvision.models import resnet18, resnext50_32x4d
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import build, name_of
-from residual_course.gradients import signal_profile
+from residual_course.gradients import signal_profile, stack_gradient_ratio
+from residual_course.studies import IDENTITY_BASELINE, identity_error
 
 UNSET = object()  # the learner's variable this graded cell does not check
 MEASUREMENT_TOLERANCE = 0.05  # relative: two fresh random inits of one network measure within about 2% of each other
@@ -148,3 +150,70 @@ def check_last_stage_share(*, prediction: object = UNSET, measurement: object = 
             "against 64, in those units). Its compute is not larger, though: its maps are 7x7, a quarter of the "
             "previous stage's area, so every stage costs about the same multiply-adds")
     run_properties("where ResNet-18's parameters live", properties)
+
+
+def grouped_share() -> float:
+    """The share of the 3x3 (grouped) convolution in the conv weights of a 256-channel ResNeXt-50 (32x4d) block."""
+    convs = [m for m in resnext50_32x4d(weights=None).layer1[1].modules() if isinstance(m, nn.Conv2d)]
+    return sum(m.weight.numel() for m in convs if m.kernel_size == (3, 3)) / sum(m.weight.numel() for m in convs)
+
+
+def check_grouped_share(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 07: the grouped 3x3 convolution's share of a ResNeXt block's conv weights, predicted and measured."""
+    properties = prediction_properties(
+        prediction, measurement, grouped_share, names=("predicted_grouped_share", "measured_grouped_share"),
+        what="the 3x3 convolution's share of the conv weights of resnext50_32x4d's layer1[1]", tolerance=0.15,
+        why="the two 1x1 convolutions cost 256 * 128 weights each, while 32 groups divide the 3x3's 9 * 128 * 128 by "
+            "32: 4,608 of 70,144 weights. Grouping makes the 3x3, the only layer that sees neighbouring pixels, "
+            "nearly free, which is how ResNeXt affords a wider block on ResNet-50's budget")
+    run_properties("the grouped convolution's share", properties)
+
+
+IDENTITY_OUTCOMES = {  # the plain stack's error, as a fraction of the error of answering each feature's mean
+    "copies it": lambda fraction: fraction < 0.3,
+    "partly": lambda fraction: 0.3 <= fraction <= 0.8,
+    "barely beats the mean": lambda fraction: fraction > 0.8,
+}
+
+
+@functools.cache
+def _plain_identity_fraction(make_plain_block: Callable[[int], nn.Module], device: torch.device) -> float:
+    """The plain stack's identity error over the baseline, trained once per builder (both cells ask for it)."""
+    return identity_error(make_plain_block, device=device) / IDENTITY_BASELINE
+
+
+def check_identity_prediction(make_plain_block: Callable[[int], nn.Module], device: torch.device, *,
+                              prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 03: can a plain stack of 20 layers learn to copy its input in 200 steps? Predicted as a choice,
+    measured as its error relative to answering the mean."""
+    properties = prediction_properties(
+        prediction, measurement, lambda: _plain_identity_fraction(make_plain_block, device),
+        names=("predicted_plain_identity", "measured_plain_fraction"),
+        what="the plain stack's error after training, as a fraction of IDENTITY_BASELINE", choices=IDENTITY_OUTCOMES,
+        why="to copy its input, every one of the 20 layers must pass it on exactly, and from a random start no layer "
+            "is near that: the identity is one precise point in each layer's weights, reached only if all of them "
+            "find it together, through BatchNorm and ReLUs that reshape everything. A residual block starts there "
+            "as soon as its branch outputs zero")
+    run_properties("your prediction for the plain stack", properties)
+
+
+STACK_OUTCOMES = {  # the first conv's weight-gradient norm over the last conv's
+    "smaller": lambda ratio: ratio < 0.5,
+    "about the same": lambda ratio: 0.5 <= ratio <= 2,
+    "larger": lambda ratio: ratio > 2,
+}
+
+
+def check_plain_stack_prediction(make_plain_block: Callable[[int, int], nn.Module], device: torch.device, *,
+                                 prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 04: in a stack of 30 plain conv-BN-ReLU blocks, is the first conv's gradient smaller, about the same
+    or larger than the last's? Predicted as a choice, measured as the ratio."""
+    properties = prediction_properties(
+        prediction, measurement, lambda: stack_gradient_ratio(make_plain_block, device=device),
+        names=("predicted_plain_stack", "measured_plain_ratio"),
+        what="the first conv's weight-gradient norm over the last conv's in the 30-block plain stack",
+        choices=STACK_OUTCOMES,
+        why="as in lesson 02's fully connected network, every BatchNorm divides by its batch's standard deviation and "
+            "the backward signal grows by about 1.2 per layer toward the input; over 60 convolutions that is "
+            "some ten thousand times. Without shortcuts, nothing holds the product of the layers' factors near 1")
+    run_properties("your prediction for the plain stack", properties)

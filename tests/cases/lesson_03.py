@@ -11,11 +11,17 @@ JACOBIAN_TRANSPOSED = Mistake("block-jacobian", "block(v.unsqueeze(0)).squeeze(0
 
 CASE = LessonCase(
     assignment="03_residual_learning",
-    full_marks=8,
+    full_marks=10,
     mistakes={
         "l03-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"block-identity"})),
         "l03-no-shortcut": ((NO_SHORTCUT,), frozenset({"block-identity", "block-gradient"})),
         "l03-detached-shortcut": ((DETACHED_SHORTCUT,), frozenset({"block-gradient"})),
         "l03-jacobian-transposed": ((JACOBIAN_TRANSPOSED,), frozenset({"jacobian-reference"})),
+        # "copying is the easiest task there is"; and the raw error stored instead of its fraction of the baseline
+        "l03-plain-copies-it": (
+            (Mistake("predicted-plain-identity", '"barely beats the mean"', '"copies it"'),
+             Mistake("measured-plain-fraction", " / studies.IDENTITY_BASELINE", "")),
+            frozenset({"identity-predicted", "identity-measured"}),
+        ),
     },
 )

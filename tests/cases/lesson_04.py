@@ -41,7 +41,7 @@ class MyFirstTry(nn.Module):""")
 
 CASE = LessonCase(
     assignment="04_residual_blocks",
-    full_marks=18,
+    full_marks=20,
     mistakes={
         "l04-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"basic-block-relu-after-add"})),
         "l04-no-projection": ((NO_PROJECTION,), frozenset({"basic-block-projection"})),
@@ -50,5 +50,11 @@ CASE = LessonCase(
         "l04-drop-in-torchvision": ((TORCHVISION_BASIC_BLOCK,), frozenset({
             "basic-block-identity", "basic-block-relu-after-add", "basic-block-projection", "basic-block-batchnorm"})),
         "l04-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
+        # lesson 01's intuition (deep means vanishing); and the stack measured with the learner's BasicBlock
+        "l04-plain-stack-vanishes": (
+            (Mistake("predicted-plain-stack", '"larger"', '"smaller"'),
+             Mistake("measured-plain-ratio", "stack_gradient_ratio(PlainBlock,", "stack_gradient_ratio(BasicBlock,")),
+            frozenset({"plain-stack-predicted", "plain-stack-measured"}),
+        ),
     },
 )
