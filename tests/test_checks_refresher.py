@@ -1,10 +1,17 @@
 """Lesson 00's checks: correct MLPs, training steps and losses in any style pass; each mistake fails its hint."""
 
 import pytest
+import torch
 from fixtures import refresher as fx
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.refresher import check_cross_entropy, check_mlp, check_train_step, mlp_params
+from residual_course.checks.refresher import (
+    check_cross_entropy,
+    check_mlp,
+    check_train_epoch,
+    check_train_step,
+    mlp_params,
+)
 
 
 def failing(check, subject, capsys) -> tuple[set[str], str]:
@@ -86,3 +93,62 @@ def test_unfinished_exercises_are_reported_as_not_implemented(capsys):
         with pytest.raises(CheckFailed, match="is not implemented yet"):
             check(stub)
         assert capsys.readouterr().out.count("not implemented yet") == 1  # said once, not once per property
+
+
+# ---------------------------------------------------------------- train_epoch, in several styles and mistakes
+
+def epoch_by_randperm(model, optimizer, images, labels, batch_size=128, step=None):
+    order = torch.randperm(len(images), device=images.device)
+    total = 0.0
+    for batch in order.split(batch_size):
+        total += step(model, optimizer, images[batch], labels[batch]) * len(batch)
+    return total / len(images)
+
+
+def epoch_by_dataloader(model, optimizer, images, labels, batch_size=128, step=None):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=batch_size,
+                                         shuffle=True)
+    losses = [(step(model, optimizer, x, y), len(x)) for x, y in loader]
+    return sum(loss * n for loss, n in losses) / len(images)
+
+
+def epoch_unweighted(model, optimizer, images, labels, batch_size=128, step=None):
+    losses = [step(model, optimizer, images[b], labels[b]) for b in torch.randperm(len(images)).split(batch_size)]
+    return sum(losses) / len(losses)
+
+
+def epoch_in_stored_order(model, optimizer, images, labels, batch_size=128, step=None):
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        batch = slice(start, start + batch_size)
+        total += step(model, optimizer, images[batch], labels[batch]) * len(images[batch])
+    return total / len(images)
+
+
+def epoch_images_shuffled_alone(model, optimizer, images, labels, batch_size=128, step=None):
+    total = 0.0
+    for number, batch in enumerate(torch.randperm(len(images)).split(batch_size)):
+        total += step(model, optimizer, images[batch], labels[number * batch_size:][:len(batch)]) * len(batch)
+    return total / len(images)
+
+
+def epoch_drops_the_last_batch(model, optimizer, images, labels, batch_size=128, step=None):
+    batches = [b for b in torch.randperm(len(images)).split(batch_size) if len(b) == batch_size]
+    return sum(step(model, optimizer, images[b], labels[b]) for b in batches) / len(batches)
+
+
+@pytest.mark.parametrize("epoch", [epoch_by_randperm, epoch_by_dataloader])
+def test_correct_epochs_in_other_styles_pass(epoch, capsys):
+    check_train_epoch(epoch)
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("epoch", "broken", "hint"), [
+    (epoch_unweighted, {"mean"}, "weight each batch's loss by its size"),
+    (epoch_in_stored_order, {"shuffled"}, "the order they are stored"),
+    (epoch_images_shuffled_alone, {"every example once"}, "the same indices"),
+    (epoch_drops_the_last_batch, {"every example once", "batches", "mean"}, "keep the last, smaller batch"),
+])
+def test_each_epoch_mistake_fails_its_property_with_a_hint(epoch, broken, hint, capsys):
+    keys, printed = failing(check_train_epoch, epoch, capsys)
+    assert keys == broken and hint in printed

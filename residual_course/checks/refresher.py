@@ -17,6 +17,7 @@ from residual_course.checks.subjects import Clash, build, expect_on_device, name
 ModelFactory = Callable[..., nn.Module]
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, Tensor, Tensor], object]
 LossFunction = Callable[[Tensor, Tensor], Tensor]
+TrainEpoch = Callable[..., object]  # train_epoch(model, optimizer, images, labels, batch_size=..., step=...)
 
 
 def mlp_params(in_features: int = 784, hidden_features: Sequence[int] = (256, 128), num_classes: int = 10) -> int:
@@ -279,6 +280,103 @@ def train_step_properties(function: TrainStep) -> list[Property]:
     ]
 
 
+# ---------------------------------------------------------------- train_epoch
+
+_EPOCH_SIZE, _EPOCH_BATCH, _EPOCH_CLASSES = 50, 16, 7  # batches of 16, 16, 16 and 2
+
+
+class _RecordingStep:
+    """A train_step stand-in that records each batch it is given (every image carries its index in its first pixel)
+    and returns the batch's mean index, so the epoch's mean over examples is known exactly."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[int], list[int]]] = []
+
+    def __call__(self, model: nn.Module, optimizer: torch.optim.Optimizer, images: Tensor, labels: Tensor) -> float:
+        ids = images.reshape(len(images), -1)[:, 0].round().long()
+        self.batches.append((ids.tolist(), labels.tolist()))
+        return ids.double().mean().item()
+
+
+def _run_epoch(function: TrainEpoch, device: torch.device) -> tuple[object, _RecordingStep]:
+    """One call of the learner's train_epoch on numbered images, with the recording step."""
+    images = torch.zeros(_EPOCH_SIZE, 1, 2, 2, device=device)
+    images[:, 0, 0, 0] = torch.arange(_EPOCH_SIZE, device=device, dtype=torch.float32)
+    labels = torch.arange(_EPOCH_SIZE, device=device) % _EPOCH_CLASSES
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, _EPOCH_CLASSES)).to(device)
+    step = _RecordingStep()
+    result = function(model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels, batch_size=_EPOCH_BATCH,
+                      step=step)
+    if not step.batches:
+        raise PropertyFailed("train_epoch never called `step`: make one call step(model, optimizer, images, labels) "
+                             "per mini-batch, with the step it is given")
+    return result, step
+
+
+def _expect_every_example_once(function: TrainEpoch, device: torch.device) -> None:
+    """The epoch's batches hold every example exactly once, each image with its own label."""
+    _, step = _run_epoch(function, device)
+    seen = [index for ids, _ in step.batches for index in ids]
+    if sorted(seen) != list(range(_EPOCH_SIZE)):
+        missing, twice = set(range(_EPOCH_SIZE)) - set(seen), {i for i in seen if seen.count(i) > 1}
+        raise PropertyFailed(f"over one epoch of {_EPOCH_SIZE} examples in batches of {_EPOCH_BATCH}, step saw "
+                             f"{len(seen)} examples ({len(missing)} never, {len(twice)} more than once): visit each "
+                             "example exactly once, and keep the last, smaller batch")
+    for ids, labels in step.batches:
+        if labels != [index % _EPOCH_CLASSES for index in ids]:
+            raise PropertyFailed("the labels of a batch are not those of its images: shuffle both with one and the "
+                                 "same order (index images and labels with the same indices)")
+
+
+def _expect_batches(function: TrainEpoch, device: torch.device) -> None:
+    """Batches have batch_size examples, except one smaller last batch."""
+    _, step = _run_epoch(function, device)
+    sizes = [len(ids) for ids, _ in step.batches]
+    expected = [_EPOCH_BATCH] * (_EPOCH_SIZE // _EPOCH_BATCH) + [_EPOCH_SIZE % _EPOCH_BATCH]
+    if sizes != expected:
+        raise PropertyFailed(f"with {_EPOCH_SIZE} examples and batch_size={_EPOCH_BATCH} the batches should hold "
+                             f"{expected} examples, one step call each; they held {sizes}")
+
+
+def _expect_shuffled(function: TrainEpoch, device: torch.device) -> None:
+    """The examples come in a random order, and a new one every epoch."""
+    orders = [[index for ids, _ in _run_epoch(function, device)[1].batches for index in ids] for _ in range(2)]
+    if orders[0] == sorted(orders[0]):
+        raise PropertyFailed("the examples came in the order they are stored: shuffle them every epoch "
+                             "(a stored order, e.g. all the shoes first, biases every step)")
+    if orders[0] == orders[1]:
+        raise PropertyFailed("two epochs visited the examples in the same order: draw a new order in every call")
+
+
+def _expect_mean_loss(function: TrainEpoch, device: torch.device) -> None:
+    """The result is a float: the mean over the epoch's examples of what step returned for their batches."""
+    result, step = _run_epoch(function, device)
+    if not isinstance(result, float):
+        raise PropertyFailed(f"train_epoch returned a {type(result).__name__}: return a Python float")
+    expected = (_EPOCH_SIZE - 1) / 2  # the mean index, when each batch's value counts once per example
+    if abs(result - expected) > 1e-6:
+        per_batch = sum(sum(ids) / len(ids) for ids, _ in step.batches) / len(step.batches)
+        every_example = sum(len(ids) for ids, _ in step.batches) == _EPOCH_SIZE
+        hint = (" (the mean of the batch means: the last batch has only "
+                f"{_EPOCH_SIZE % _EPOCH_BATCH} examples, so weight each batch's loss by its size)"
+                if every_example and abs(result - per_batch) < 1e-6 else "")
+        raise PropertyFailed(f"train_epoch returned {result:.4f}, not the mean loss over the epoch's examples "
+                             f"({expected:.4f}){hint}")
+
+
+def train_epoch_properties(function: TrainEpoch) -> list[Property]:
+    """Properties of train_epoch(model, optimizer, images, labels, batch_size, step) -> float."""
+    return [
+        Property("every example once", "each example is in exactly one batch, with its own label",
+                 lambda d: _expect_every_example_once(function, d)),
+        Property("batches", "one step per batch of batch_size examples (the last may be smaller)",
+                 lambda d: _expect_batches(function, d)),
+        Property("shuffled", "a new random order every epoch", lambda d: _expect_shuffled(function, d)),
+        Property("mean", "returns the mean loss over the epoch's examples, as a float",
+                 lambda d: _expect_mean_loss(function, d)),
+    ]
+
+
 # ---------------------------------------------------------------- cross-entropy from logits
 
 def _call_loss(function: LossFunction, logits: Tensor, labels: Tensor) -> Tensor:
@@ -367,6 +465,11 @@ def check_mlp(factory: ModelFactory, only: str | list[str] | None = None) -> Non
 def check_train_step(function: TrainStep, only: str | list[str] | None = None) -> None:
     """Check a learner's train_step and print one PASS/FAIL line per property."""
     run_properties(name_of(function, "train_step"), train_step_properties(function), only)
+
+
+def check_train_epoch(function: TrainEpoch, only: str | list[str] | None = None) -> None:
+    """Check a learner's train_epoch and print one PASS/FAIL line per property."""
+    run_properties(name_of(function, "train_epoch"), train_epoch_properties(function), only)
 
 
 def check_cross_entropy(function: LossFunction, only: str | list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="00_pytorch_refresher",
-    full_marks=16,
+    full_marks=20,
     mistakes={
         "l00-softmax-output": (
             (Mistake("mlp", "        return self.layers(x)", "        return torch.softmax(self.layers(x), dim=1)"),),
@@ -29,6 +29,12 @@ CASE = LessonCase(
                      """    probabilities = torch.softmax(logits, dim=1)
     return -torch.log(probabilities[torch.arange(len(labels)), labels]).mean()"""),),
             frozenset({"cross-entropy-stable"}),
+        ),
+        # the mean of the batch means: the last, smaller batch counts as much as a full one
+        "l00-epoch-unweighted": (
+            (Mistake("train-epoch", "labels[batch]) * len(batch)", "labels[batch])"),
+             Mistake("train-epoch", "return total / len(images)", "return total / len(order.split(batch_size))")),
+            frozenset({"train-epoch-mean"}),
         ),
         # loss taken for accuracy: chance is 1/10; and the measurement made on the MLP trained above
         "l00-untrained-loss-as-chance": (
