@@ -20,8 +20,10 @@ from fixtures.capstone import (
 from torch import nn
 
 from residual_course.checks.capstone import (
+    ABLATION_OUTCOMES,
     GRADING_RECIPE,
     check_ablation,
+    check_ablation_prediction,
     check_capstone,
     check_validation_accuracy,
     count_trainable,
@@ -165,3 +167,27 @@ def test_a_design_below_the_validation_target_gets_a_hint_not_a_traceback(capsys
         check_validation_accuracy(history, target=0.65)
     assert "it reaches 0.520: compare a change at a time" in capsys.readouterr().out
     check_validation_accuracy(History(test_accuracy=[0.70]), target=0.65)
+
+
+@pytest.mark.parametrize(("reported", "outcome"), [
+    ({"with shortcuts": 0.74, "without shortcuts": 0.52}, "shortcuts help"),
+    ({"with shortcuts": 0.80, "without shortcuts": 0.79}, "about the same"),
+    ({"with shortcuts": 0.70, "without shortcuts": 0.75}, "shortcuts hurt"),
+])
+def test_the_ablation_prediction_is_judged_by_the_learners_own_numbers(reported, outcome, capsys):
+    check_ablation_prediction(outcome, reported)
+    assert "PASS" in capsys.readouterr().out
+    wrong = next(choice for choice in ABLATION_OUTCOMES if choice != outcome)
+    with pytest.raises(CheckFailed):
+        check_ablation_prediction(wrong, reported)
+    assert f"i.e. {outcome!r}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("prediction", "reported", "hint"), [
+    ("yes", {"with shortcuts": 0.7, "without shortcuts": 0.5}, "set it to one of"),
+    ("shortcuts help", {"with": 0.7}, "should be a dict with the keys"),
+])
+def test_an_unreadable_ablation_prediction_says_what_to_store(prediction, reported, hint, capsys):
+    with pytest.raises(CheckFailed):
+        check_ablation_prediction(prediction, reported)
+    assert hint in capsys.readouterr().out

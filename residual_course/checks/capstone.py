@@ -164,6 +164,19 @@ ABLATION_KEYS = ("with shortcuts", "without shortcuts")
 ABLATION_TOLERANCE = 0.02  # accuracy: the grader's own run of the recipe may differ in the last few images
 
 
+def _reported_accuracies(reported: object) -> tuple[float, float]:
+    """The two accuracies of `ablation` (with, without shortcuts), or a FAIL that says how to store them."""
+    if not isinstance(reported, dict) or set(reported) != set(ABLATION_KEYS):
+        raise PropertyFailed(f"`ablation` should be a dict with the keys {list(ABLATION_KEYS)}, one validation "
+                             f"accuracy each; it is {reported!r:.80}")
+    for key in ABLATION_KEYS:
+        value = reported[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise PropertyFailed(f"ablation[{key!r}] is {value!r:.40}: store the accuracy as a number between 0 "
+                                 "and 1 (history.test_accuracy[-1])")
+    return float(reported[ABLATION_KEYS[0]]), float(reported[ABLATION_KEYS[1]])
+
+
 def ablation_properties(factory: Callable[..., nn.Module], reported: object, data: DataSet | None) -> list[Property]:
     """Properties of the ablation: MyResNet(shortcuts=False) is MyResNet() without its shortcuts, and `reported`
     holds the validation accuracies that GRADING_RECIPE gives both (graded for being run, not for which is higher)."""
@@ -190,16 +203,10 @@ def ablation_properties(factory: Callable[..., nn.Module], reported: object, dat
                                  "projections; the stem, the branches and the head stay")
 
     def measured(device: torch.device) -> None:
-        if not isinstance(reported, dict) or set(reported) != set(ABLATION_KEYS):
-            raise PropertyFailed(f"`ablation` should be a dict with the keys {list(ABLATION_KEYS)}, one validation "
-                                 f"accuracy each; it is {reported!r:.80}")
+        accuracies = _reported_accuracies(reported)
         if data is None:
             raise PropertyFailed("the check needs the development data set: pass `development`")
-        for key, shortcuts in zip(ABLATION_KEYS, (True, False), strict=True):
-            value = reported[key]
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise PropertyFailed(f"ablation[{key!r}] is {value!r:.40}: store the accuracy as a number between 0 "
-                                     "and 1 (history.test_accuracy[-1])")
+        for key, shortcuts, value in zip(ABLATION_KEYS, (True, False), accuracies, strict=True):
             expected = grading_accuracy(lambda shortcuts=shortcuts: factory(shortcuts=shortcuts), data)
             if abs(value - expected) > ABLATION_TOLERANCE:
                 raise PropertyFailed(f"ablation[{key!r}] is {value:.3f}, but a fresh {name}(shortcuts={shortcuts}) "
@@ -218,6 +225,30 @@ def check_ablation(factory: Callable[..., nn.Module], reported: object = None, d
                    only: str | list[str] | None = None) -> None:
     """Check the capstone's ablation (the model without its shortcuts, and the accuracies reported for both)."""
     run_properties(f"the ablation of {name_of(factory, 'model')}", ablation_properties(factory, reported, data), only)
+
+
+ABLATION_OUTCOMES = ("shortcuts help", "about the same", "shortcuts hurt")  # "about the same": within the tolerance
+
+
+def check_ablation_prediction(prediction: object, reported: object) -> None:
+    """The learner's prediction of their ablation, against the two accuracies they measured (the ablation's own
+    check grades those numbers against the recipe; this one, what the learner expected of them)."""
+    def test(device: torch.device) -> None:
+        if prediction not in ABLATION_OUTCOMES:
+            raise PropertyFailed(f"predicted_ablation is {prediction!r:.40}: set it to one of "
+                                 f"{', '.join(map(repr, ABLATION_OUTCOMES))}")
+        with_shortcuts, without = _reported_accuracies(reported)
+        gap = with_shortcuts - without
+        outcome = ABLATION_OUTCOMES[0 if gap > ABLATION_TOLERANCE else 2 if gap < -ABLATION_TOLERANCE else 1]
+        detail = f"your ablation measured {with_shortcuts:.3f} with the shortcuts and {without:.3f} without"
+        why = ("shortcuts matter more the deeper the network: a plain network of a few BatchNorm-ed convolutions "
+               "trains about as well without them, while the solution's 19 lose about 20 points in the short run")
+        if prediction != outcome:
+            raise PropertyFailed(f"you predicted {prediction!r}; {detail}, i.e. {outcome!r}: {why}")
+        print(f"        you predicted {prediction!r}: {detail}")
+
+    run_properties("your prediction of the ablation", [Property("predicted", "the prediction is what your "
+                                                                "ablation measured", test)])
 
 
 def check_validation_accuracy(history: History, target: float) -> None:

@@ -22,13 +22,19 @@ ABLATION_TRAINING_ACCURACY = Mistake("ablation", "**GRADING_RECIPE).test_accurac
 
 CASE = LessonCase(
     assignment="08_capstone",
-    full_marks=17,
+    full_marks=18,
     mistakes={
         "l08-over-budget": ((OVER_BUDGET,), frozenset({"capstone-budget"})),
         "l08-softmax-output": ((SOFTMAX_OUTPUT,), frozenset({"capstone-logits", "capstone-accuracy-70"})),
+        # (its ablation compares two plain networks whose random starts differ, as MyResNet(shortcuts=False) builds
+        # no projections: 0.601 against 0.455, so the prediction "shortcuts help" still matches its numbers)
         "l08-no-shortcut": ((NO_SHORTCUT,), frozenset({"capstone-shortcut", "capstone-accuracy-60",
                                                         "capstone-accuracy-70"})),
-        "l08-ablation-ignores-its-argument": ((ABLATION_IGNORES_ITS_ARGUMENT,), frozenset({"capstone-ablation-model"})),
+        "l08-ablation-ignores-its-argument": ((ABLATION_IGNORES_ITS_ARGUMENT,), frozenset({
+            "capstone-ablation-model", "capstone-ablation-predicted"})),
+        # "a few shortcuts cannot matter much" for a 19-convolution network
+        "l08-predicts-no-difference": ((Mistake("predicted-ablation", '"shortcuts help"', '"about the same"'),),
+                                       frozenset({"capstone-ablation-predicted"})),
         "l08-ablation-training-accuracy": ((ABLATION_TRAINING_ACCURACY,), frozenset({"capstone-ablation-measured"})),
     },
 )
