@@ -1,7 +1,7 @@
 """A class of broken and hostile lesson-04 submissions, each with the score and status grading must give it.
 
-Most attacks sit on a wrong BasicBlock (the ReLU before the addition, worth 2 of 18 points): whatever else the
-notebook does, it must end with at most the 16 points an honest student with that mistake gets.
+Most attacks sit on a wrong BasicBlock (the ReLU before the addition, worth 2 points): whatever else the notebook
+does, it must end with at most the points an honest student with that mistake gets (full marks less 2).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import nbformat
-from cases.lesson_04 import RELU_BEFORE_ADD
+from cases.lesson_04 import CASE, RELU_BEFORE_ADD
 from test_autograde import make_submission
 
 ASSIGNMENT = "04_residual_blocks"
-FULL = 18.0
+FULL = float(CASE.full_marks)
 HONEST = FULL - 2  # the ReLU-before-the-add mistake fails only 'basic-block-relu-after-add' (2 points)
 WALL_SECONDS = 60
 

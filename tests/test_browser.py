@@ -8,6 +8,7 @@ import time
 import nbformat
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, REPOSITORY, SCREENSHOTS, jupyterlab, status_of
+from cases.lesson_04 import CASE as LESSON_04
 from notebooks import ASSIGNMENTS
 from test_autograde import make_submission
 
@@ -140,6 +141,7 @@ def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_t
         report = (grading / "report.csv").read_text()
         page.screenshot(path=SCREENSHOTS / "formgrader_autograded.png")
         fresh.close()
-    assert "ann,04_residual_blocks,18,18,graded" in report, report
+    full = f"{LESSON_04.full_marks:g}"
+    assert f"ann,04_residual_blocks,{full},{full},graded" in report, report
     log = (tmp_path / "jupyterlab-formgrader.log").read_text()
     assert "exchange" not in log.lower() or "unwritable" not in log.lower(), log[-2000:]

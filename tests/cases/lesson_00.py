@@ -36,11 +36,13 @@ CASE = LessonCase(
              Mistake("train-epoch", "return total / len(images)", "return total / len(order.split(batch_size))")),
             frozenset({"train-epoch-mean"}),
         ),
-        # loss taken for accuracy: chance is 1/10; and the measurement made on the MLP trained above
+        # loss taken for accuracy, in the prediction (chance is 1/10) and in the measurement
         "l00-untrained-loss-as-chance": (
             (Mistake("predicted-initial-loss", "predicted_initial_loss = math.log(10)", "predicted_initial_loss = 0.1"),
-             Mistake("initial-loss", "cross_entropy_from_logits(untrained(data.train.images[:256])",
-                     "cross_entropy_from_logits(model(data.train.images[:256])")),
+             Mistake("initial-loss",
+                     "cross_entropy_from_logits(untrained(data.train.images[:256]), data.train.labels[:256]).item()",
+                     "(untrained(data.train.images[:256]).argmax(dim=1) == data.train.labels[:256]).float().mean()"
+                     ".item()")),
             frozenset({"initial-loss-predicted", "initial-loss-measured"}),
         ),
     },
