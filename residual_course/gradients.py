@@ -66,7 +66,7 @@ def stack_gradient_ratio(make_block: Callable[[int, int], nn.Module], depth: int
     seed_everything(0)
     stack = nn.Sequential(*[make_block(channels, channels) for _ in range(depth)]).to(device)
     norms = gradient_profile(stack, torch.randn(16, channels, 8, 8, device=device))
-    return norms[0] / norms[-1]
+    return first_to_last_ratio(norms)
 
 
 def first_to_last_ratio(norms: list[float]) -> float:

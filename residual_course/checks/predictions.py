@@ -13,7 +13,7 @@ from torchvision.models import resnet18, resnext50_32x4d
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import build, name_of
-from residual_course.gradients import signal_profile, stack_gradient_ratio
+from residual_course.gradients import first_to_last_ratio, signal_profile, stack_gradient_ratio
 from residual_course.studies import IDENTITY_BASELINE, identity_error
 
 UNSET = object()  # the learner's variable this graded cell does not check
@@ -104,7 +104,7 @@ def check_initial_loss(model_class: Callable[[], nn.Module], images: Tensor, lab
 def signal_decay(model: nn.Module, images: Tensor, labels: Tensor) -> float:
     """The geometric-mean factor by which the backward signal shrinks per layer, from the last layer to the first."""
     profile = signal_profile(model, images, labels)
-    return (profile[0] / profile[-1]) ** (1 / (len(profile) - 1))
+    return first_to_last_ratio(profile) ** (1 / (len(profile) - 1))
 
 
 def check_signal_decay(model: nn.Module, images: Tensor, labels: Tensor, *, prediction: object = UNSET,
