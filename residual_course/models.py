@@ -6,27 +6,22 @@ import torch
 from torch import Tensor, nn
 
 from residual_course.probes import trace_forward
+from residual_course.runtime import check_choice
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INITS = ("default", "xavier", "kaiming")
 NORMS = ("none", "batch", "layer")
 
 
-def _check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
-    """Fail early with the valid spellings, not deep inside PyTorch."""
-    if value not in choices:
-        raise ValueError(f"Unknown {kind} {value!r}: choose one of {', '.join(choices)}.")
-
-
 def _activation(name: str) -> nn.Module:
     """Map a course-level activation name to its module, so every builder spells them the same way."""
-    _check_choice("activation", name, ACTIVATIONS)
+    check_choice("activation", name, ACTIVATIONS)
     return {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}[name]()
 
 
 def _norm(name: str, width: int) -> nn.Module:
     """Map a normalisation name to its module; "none" is an Identity so all hidden units look alike."""
-    _check_choice("norm", name, NORMS)
+    check_choice("norm", name, NORMS)
     return {"none": nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[name](width)
 
 
@@ -64,7 +59,7 @@ class ResidualLinear(nn.Module):
 
 def _initialize(model: nn.Module, init: str, activation: str) -> None:
     """Re-draw every Linear weight with the chosen scheme, to show how initial scale steers the gradients."""
-    _check_choice("init", init, INITS)
+    check_choice("init", init, INITS)
     if init == "default":
         return
     for layer in model.modules():

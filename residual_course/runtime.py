@@ -20,6 +20,12 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse an unknown option by name, listing the ones there are: early, not deep inside PyTorch."""
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(map(repr, choices))}.")
+
+
 def fast_mode() -> bool:
     """True under autograding, in CI or when asked: training cells then shrink to seconds."""
     return any(_env_flag(name) for name in FAST_ENV_VARS)

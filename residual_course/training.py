@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from residual_course.data import DataSet, Split
-from residual_course.runtime import fast_mode, seed_everything
+from residual_course.runtime import check_choice, fast_mode, seed_everything
 
 OPTIMIZERS = ("adam", "sgd", "nesterov")
 SCHEDULES = ("constant", "one-cycle")
@@ -84,8 +84,8 @@ def fit(
     pays (COMPILE_PAYS_ON).
     """
     _check_is_module(model)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    _check_choice("schedule", schedule, SCHEDULES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("schedule", schedule, SCHEDULES)
     _check_positive(epochs=epochs, batch_size=batch_size)
     if max_steps_per_epoch is not None:
         _check_positive(max_steps_per_epoch=max_steps_per_epoch)
@@ -164,12 +164,6 @@ def _logits(model: nn.Module, images: torch.Tensor, num_classes: int, at_least: 
     raise ValueError(f"The model returned {got} for a batch of {len(images)} images, but logits of shape "
                      f"(batch, num_classes) = ({len(images)}, {'at least ' if at_least else ''}{num_classes}) "
                      "were expected: check its last layer.")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """Refuse an unknown option by name, listing the ones there are."""
-    if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(map(repr, choices))}.")
 
 
 def _check_is_module(model: object) -> None:

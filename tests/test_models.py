@@ -83,9 +83,9 @@ def test_xavier_and_kaiming_zero_the_biases(init: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "choices"),
     [
-        ({"activation": "gelu"}, ", ".join(ACTIVATIONS)),
-        ({"init": "orthogonal"}, ", ".join(INITS)),
-        ({"norm": "group"}, ", ".join(NORMS)),
+        ({"activation": "gelu"}, ", ".join(map(repr, ACTIVATIONS))),
+        ({"init": "orthogonal"}, ", ".join(map(repr, INITS))),
+        ({"norm": "group"}, ", ".join(map(repr, NORMS))),
     ],
 )
 def test_unknown_names_list_the_valid_choices(kwargs: dict[str, str], choices: str) -> None:

@@ -36,3 +36,9 @@ def test_seed_makes_draws_repeatable():
     first = torch.randn(4)
     runtime.seed_everything(3)
     assert torch.equal(first, torch.randn(4))
+
+
+def test_an_unknown_choice_is_refused_with_the_valid_ones():
+    runtime.check_choice("norm", "batch", ("none", "batch"))
+    with pytest.raises(ValueError, match="Unknown norm 'group': choose one of 'none', 'batch'"):
+        runtime.check_choice("norm", "group", ("none", "batch"))
