@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from residual_course.runtime import fast_mode, get_device
+from residual_course.runtime import check_choice, fast_mode, get_device
 
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "fashion-mnist": (
@@ -151,8 +151,7 @@ def _balanced_subset(labels: torch.Tensor, size: int) -> torch.Tensor:
 
 def find_folder(name: str, root: str | Path | None = None, download: bool = True) -> Path:
     """The folder `load_dataset` reads the data set from (same `root` and order), downloading as a last resort."""
-    if name not in CLASS_NAMES:
-        raise ValueError(f"Unknown data set {name!r}: choose one of {', '.join(map(repr, CLASS_NAMES))}.")
+    check_choice("data set", name, tuple(CLASS_NAMES))
     home = Path(root).expanduser() if root is not None else cache_dir() / name
     torchvision_dataset = TORCHVISION_DATASETS[name]
     downloaded = home / torchvision_dataset.__name__ / "raw"
