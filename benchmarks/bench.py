@@ -79,7 +79,7 @@ GPU_RECIPE = Recipe((32, 64, 128), (2, 2, 2), epochs=20, steps_per_epoch=None, a
 TINY_RECIPE = Recipe((8, 16, 32), (1, 1, 1), epochs=2, steps_per_epoch=4, augment=True)
 GPU_COMPARE_EPOCHS = 2  # the textbook loop is slow: images/s of both loops over the first epochs only
 TARGETS = {"fashion-mnist": 0.93, "mnist": 0.995}
-WIDGET_DEPTHS, WIDGET_REPEATS, TINY_WIDGET = (20, 50, 100), 9, ((20,), 2)
+WIDGET_DEPTHS, WIDGET_REPEATS, TINY_WIDGET = (20, 50, 100), 15, ((20,), 2)
 AUTOGRADE_ASSIGNMENT, AUTOGRADE_COPIES, AUTOGRADE_JOBS = "04_residual_blocks", 4, 2
 
 
@@ -206,13 +206,17 @@ def widget_rows(depths: Sequence[int] = WIDGET_DEPTHS, repeats: int = WIDGET_REP
     explorer = widget_redraw.GradientExplorer(test.images, test.labels)
     rows = []
     for depth in depths:
-        moved = widget_redraw.depth_move_seconds(explorer, depth, repeats)
+        moved, models = widget_redraw.depth_move_seconds(explorer, depth, repeats)
+        across, _ = widget_redraw.depth_move_seconds(explorer, depth, repeats, other=depth + 1)
         kept = widget_redraw.redraw_seconds(explorer, depth, repeats)
         whole = widget_redraw.full_redraw_seconds(explorer, depth, repeats)
         old = widget_redraw.old_redraw_seconds(explorer, depth, repeats)
         rows.append(("2 widget", f"gradient explorer redraw at depth {depth}, {widget_redraw.BATCH_SIZE} images, CPU, "
-                                 f"depth slider moved: median of {repeats} (p90 "
-                                 f"{statistics.quantiles(moved, n=10)[-1]:.3f} s; update(): median "
+                                 f"depth slider moved by one layer: median of {repeats} (p90 "
+                                 f"{statistics.quantiles(moved, n=10)[-1]:.3f} s; the two models' share: median "
+                                 f"{statistics.median(models):.3f} s; moved across the layer axis's end: "
+                                 f"median {statistics.median(across):.3f} s, p90 "
+                                 f"{statistics.quantiles(across, n=10)[-1]:.3f} s; update(): median "
                                  f"{statistics.median(kept):.3f} s, p90 {statistics.quantiles(kept, n=10)[-1]:.3f} s; "
                                  f"whole figure drawn: median {statistics.median(whole):.3f} s, p90 "
                                  f"{statistics.quantiles(whole, n=10)[-1]:.3f} s; "

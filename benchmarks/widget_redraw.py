@@ -1,11 +1,12 @@
 """How long the gradient explorer takes to redraw on real images, new beside old: `python benchmarks/widget_redraw.py`.
 
-Three kinds of new redraw: moving the depth slider (the lines, the layer axis and the titles drawn over kept
-pixels, unless the norms left the y axis, which is then drawn again); `update()` with the same controls (the
-same, the depth unchanged); and a redraw of the whole figure, as after a new range of norms. The explorer used to
-profile both models with PyTorch's default threads, then build a new `Figure`, run `tight_layout` and `savefig` a
-default PNG on every change; `old_redraw_seconds` keeps a copy of that path, so old and new are timed in one run
-on one machine.
+Four kinds of new redraw: moving the depth slider by one layer (new models; the lines drawn over kept pixels,
+unless the norms left the y axis or the depth passed the layer axis's end, which are then drawn again), once
+within the layer axis (depth - 1 and depth) and once across its end (depth and depth + 1); `update()` with the
+same controls (the same, the depth unchanged); and a redraw of the whole figure, as after a new range of norms.
+The explorer used to build both models anew, profile them with PyTorch's default threads, then build a new
+`Figure`, run `tight_layout` and `savefig` a default PNG on every change; `old_redraw_seconds` keeps a copy of
+that path, so old and new are timed in one run on one machine.
 """
 
 from __future__ import annotations
@@ -53,14 +54,18 @@ def full_redraw_seconds(explorer: GradientExplorer, depth: int, repeats: int = R
     return seconds
 
 
-def depth_move_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEATS) -> list[float]:
-    """Seconds of `repeats` moves of the depth slider between depth - 1 and depth: the axes are drawn every time."""
-    explorer.depth_slider.max = max(explorer.depth_slider.max, depth)
-    seconds = []
+def depth_move_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEATS,
+                       other: int | None = None) -> tuple[list[float], list[float]]:
+    """Seconds of `repeats` moves of the depth slider between `other` (depth - 1 unless given) and depth, and the
+    models' share of each (building or cutting them, their forward and backward passes)."""
+    other = depth - 1 if other is None else other
+    explorer.depth_slider.max = max(explorer.depth_slider.max, depth, other)
+    seconds, model_seconds = [], []
     for _ in range(repeats):
-        explorer.depth_slider.value = depth - 1 if explorer.depth_slider.value == depth else depth  # redraws
+        explorer.depth_slider.value = other if explorer.depth_slider.value == depth else depth  # redraws
         seconds.append(explorer.last_redraw_seconds)
-    return seconds
+        model_seconds.append(explorer.last_model_seconds)
+    return seconds, model_seconds
 
 
 def old_redraw_seconds(explorer: GradientExplorer, depth: int, repeats: int = REPEATS) -> list[float]:
@@ -99,10 +104,13 @@ def main() -> None:
     explorer = GradientExplorer(test.images, test.labels)
     print(f"{BATCH_SIZE} Fashion-MNIST test images, CPU, {torch.get_num_threads()} torch threads, {REPEATS} redraws")
     for depth in DEPTHS:
-        moved, kept = depth_move_seconds(explorer, depth), redraw_seconds(explorer, depth)
-        whole, old = full_redraw_seconds(explorer, depth), old_redraw_seconds(explorer, depth)
-        print(f"depth {depth:>3}: new, depth moved {summary(moved)}; new, update() {summary(kept)}; new, whole "
-              f"figure {summary(whole)}; old {summary(old)}")
+        (moved, models), (across, _) = depth_move_seconds(explorer, depth), depth_move_seconds(explorer, depth,
+                                                                                                other=depth + 1)
+        kept, whole = redraw_seconds(explorer, depth), full_redraw_seconds(explorer, depth)
+        old = old_redraw_seconds(explorer, depth)
+        print(f"depth {depth:>3}: new, depth moved {summary(moved)} (models {summary(models)}); across the layer "
+              f"axis's end {summary(across)}; new, update() {summary(kept)}; new, whole figure {summary(whole)}; "
+              f"old {summary(old)}")
     explorer.depth_slider.value = 20
     for label, norms in explorer.update().items():
         print(f"20-layer sigmoid MLP, default init, {label}: first/last gradient-norm ratio "

@@ -98,6 +98,25 @@ def make_mlp(
     return model
 
 
+def shallower_mlp(deeper: nn.Module, depth: int, init: str = "default", activation: str = "sigmoid") -> nn.Module:
+    """`make_mlp(depth, ...)` made of a deeper make_mlp's modules (same width, activation, norm and skip), its weights
+    drawn again from torch's global generator in make_mlp's order: after the same seed, the same weights as a new
+    make_mlp, without building ~200 modules (the gradient explorer redraws at every step of its depth slider).
+
+    The modules are shared with `deeper`, whose unused layers keep stale weights."""
+    flatten, first, *hidden, last = deeper
+    if not 2 <= depth <= len(hidden) + 2:
+        raise ValueError(f"depth must be between 2 and the deeper model's {len(hidden) + 2}, got {depth}.")
+    hidden = hidden[: depth - 2]
+    for layer in (*hidden, first, last):  # make_mlp builds its list of hidden units before the input unit
+        for module in layer.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    model = MLP(flatten, first, *hidden, last)
+    _initialize(model, init, activation)
+    return model
+
+
 def zero_init_last_norm(block: nn.Module, inputs: Tensor) -> nn.Module:
     """Zero the scale (gamma) of the last BatchNorm that runs, so the residual branch starts as zero (Goyal et al.
     2017; torchvision's zero_init_residual). `inputs` is a batch the block accepts, to see which one runs last."""

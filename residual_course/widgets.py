@@ -11,12 +11,13 @@ import ipywidgets as widgets
 import numpy as np
 import PIL.Image
 import torch
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from residual_course.gradients import first_to_last_ratio, gradient_profile
-from residual_course.models import ACTIVATIONS, INITS, NORMS, make_mlp
+from residual_course.models import ACTIVATIONS, INITS, NORMS, make_mlp, shallower_mlp
 from residual_course.plots import GRAD_NORM_FLOOR, GRAD_NORM_LABEL, LAYER_LABEL, grad_norm_points, style_grad_norm_axes
 from residual_course.runtime import seed_everything
 
@@ -27,6 +28,7 @@ AHEAD_DECADES, KEEP_DECADES = 3, 6  # the y axis widens ahead of the values and 
 PALETTE_COLORS = 64  # a line plot's few colours and their anti-aliased edges: a 64-colour PNG looks the same
 WIDEST_TICK_RANGE = (GRAD_NORM_FLOOR, 1e3)  # y limits whose tick labels are the widest, for the fixed margins
 LAYER_TICKS = 5  # at most this many layer ticks: plenty for a 480-pixel panel, and each label costs ~1 ms to draw
+MODELS_KEPT = 4  # deepest models kept for reuse, by width, activation, norm and skip: up to 16 MB each at width 256
 
 
 class GradientExplorer:
@@ -34,8 +36,10 @@ class GradientExplorer:
 
     The plot is a PNG rendered from a bare `Figure` into a core `widgets.Image`: no pyplot state, no ipympl,
     so it renders the same in JupyterLab and Colab. One figure per panel count is laid out once; a redraw
-    moves its lines and limits, draws the axes again only if what they show changed, and encodes the pixels at
-    the size the page shows them. Models live on the device of `inputs`.
+    moves its lines and limits, draws the axes again only if what they show changed (the layer axis ends on a
+    tick, so neighbouring depths share it), and encodes the pixels at the size the page shows them. The models
+    are the deepest the slider offers, built once per setting and cut to the depth shown, their weights drawn
+    again as a new `make_mlp` would draw them. Models live on the device of `inputs`.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor, seed: int = 0) -> None:
@@ -66,8 +70,9 @@ class GradientExplorer:
         self.ratio_line = widgets.HTML()
         self.widget = widgets.VBox([widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.plot, self.ratio_line])
         self._figures: dict[int, Figure] = {}  # by panel count
-        # by panel count: (the shared y limits they show, their pixels, the palette of the frame drawn over them)
-        self._backgrounds: dict[int, tuple[tuple[float, float], object, PIL.Image.Image]] = {}
+        # by panel count: (the axes limits they show, their pixels, the palette of the frame drawn over them)
+        self._backgrounds: dict[int, tuple[tuple[tuple[float, float], ...], object, PIL.Image.Image]] = {}
+        self._deepest: dict[tuple[int, str, str, bool], torch.nn.Module] = {}  # by width, activation, norm, skip
         self.update()
 
     def update(self) -> dict[str, list[float]]:
@@ -75,6 +80,7 @@ class GradientExplorer:
         start = time.perf_counter()
         labels = ("plain", "residual") if self.skip_checkbox.value else ("plain",)
         norms = {label: self._gradient_norms(skip=label == "residual") for label in labels}
+        self.last_model_seconds = time.perf_counter() - start  # the models' share of the redraw, for benchmarks
         self.figure = self._update_panels(norms)
         self.plot.value = self._render_png(self.figure)
         width, height = self.figure.canvas.get_width_height()
@@ -86,17 +92,23 @@ class GradientExplorer:
 
     def _gradient_norms(self, skip: bool) -> list[float]:
         """`gradient_profile` of a freshly seeded model (same settings, same plot), with its pass sped up on a CPU."""
+        depth, activation = self.depth_slider.value, self.activation_dropdown.value
         seed_everything(self.seed)
-        model = make_mlp(
-            self.depth_slider.value,
-            self.width_slider.value,
-            self.activation_dropdown.value,
-            self.init_dropdown.value,
-            self.norm_dropdown.value,
-            skip=skip,
-        ).to(self.inputs.device)
+        model = shallower_mlp(self._deepest_model(skip), depth, self.init_dropdown.value, activation)
         with _quick_small_cpu_pass(self.inputs.device):
             return gradient_profile(model, self.inputs, self.targets)
+
+    def _deepest_model(self, skip: bool) -> torch.nn.Module:
+        """The deepest model of the current settings built so far (the slider's deepest, at least), on the device."""
+        key = (self.width_slider.value, self.activation_dropdown.value, self.norm_dropdown.value, skip)
+        model = self._deepest.pop(key, None)
+        if model is None or len(model) - 1 < self.depth_slider.value:  # Flatten, then one module per Linear layer
+            depth = max(self.depth_slider.value, self.depth_slider.max)
+            model = make_mlp(depth, key[0], key[1], norm=key[2], skip=skip).to(self.inputs.device)
+        self._deepest[key] = model  # the most recently used last
+        while len(self._deepest) > MODELS_KEPT:
+            del self._deepest[next(iter(self._deepest))]
+        return model
 
     def _update_panels(self, norms: dict[str, list[float]]) -> Figure:
         """Side-by-side panels on one shared log axis, so plain and residual compare at a glance: data and limits."""
@@ -106,23 +118,23 @@ class GradientExplorer:
         for ax, (label, values) in zip(figure.axes, norms.items(), strict=True):
             (line,) = ax.get_lines()
             line.set_data(*grad_norm_points(values))
-            ax.title.set_text(f"{label}, {len(values)} layers")
-            ax.set_xlim(0.5, len(values) + 0.5)
+            ax.title.set_text(label)
+            ax.set_xlim(0.5, _layer_axis_end(ax, len(values)) + 0.5)
         plotted = np.concatenate([line.get_ydata() for ax in figure.axes for line in ax.get_lines()])
-        kept = self._backgrounds.get(len(norms), (None,))[0]  # the y limits the kept pixels show
+        kept = self._backgrounds.get(len(norms), ((None,),))[0][0]  # the y limits the kept pixels show
         figure.axes[0].set_ylim(_y_limits(plotted, kept))  # shared: every panel gets them
         return figure
 
     def _render_png(self, figure: Figure) -> bytes:
         """The figure as a PNG, with only what changed drawn again (blitting).
 
-        What a new depth changes (the lines, the layer axis, the titles; the spines, which cover the lines) is drawn
-        on every redraw, over kept pixels of everything else; a new range of norms (the shared y axis) draws the
-        whole figure again, without those artists, and keeps its pixels for the next redraws.
+        The lines (and the spines, which cover their markers) are drawn on every redraw, over kept pixels of
+        everything else; new limits (a range of norms the y axis does not cover, a depth past the layer axis's end)
+        draw the whole figure again, without those artists, and keep its pixels for the next redraws.
         """
         moving = [artist for ax in figure.axes  # in the full draw's order: the spines cover the lines' markers
-                  for artist in (ax.xaxis, *ax.get_lines(), *ax.spines.values(), ax.title)]
-        shown = figure.axes[0].get_ylim()  # shared by every panel
+                  for artist in (*ax.get_lines(), *ax.spines.values())]
+        shown = (figure.axes[0].get_ylim(), *(ax.get_xlim() for ax in figure.axes))  # the y limits are shared
         kept_shown, background, palette = self._backgrounds.get(len(figure.axes), (None, None, None))
         if shown == kept_shown:
             figure.canvas.restore_region(background)
@@ -161,13 +173,19 @@ def _panels(count: int) -> Figure:
         ax.set(xlabel=LAYER_LABEL, ylabel=GRAD_NORM_LABEL, ylim=WIDEST_TICK_RANGE)
         ax.tick_params(labelleft=True)
         ax.plot([], [], marker=".")
-        ax.set_title("residual, 100 layers", y=1)  # a given height: no search for tick labels above the axes
+        ax.set_title("residual", y=1)  # a given height: no search for tick labels above the axes
     figure.tight_layout()
     figure.canvas.draw()
     for ax in axes:
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
     return figure
+
+
+def _layer_axis_end(ax: Axes, depth: int) -> int:
+    """The first tick of the layer axis at or past `depth`: the axis ends there, so the depths up to it share it."""
+    ticks = ax.xaxis.get_major_locator().tick_values(1, depth)
+    return int(min(tick for tick in ticks if tick >= depth))
 
 
 def _y_limits(values: np.ndarray, kept: tuple[float, float] | None) -> tuple[float, float]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from residual_course.models import ACTIVATIONS, INITS, NORMS, ResidualLinear, make_mlp
+from residual_course.models import ACTIVATIONS, INITS, NORMS, ResidualLinear, make_mlp, shallower_mlp
+from residual_course.runtime import seed_everything
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -97,3 +98,28 @@ def test_unknown_names_list_the_valid_choices(kwargs: dict[str, str], choices: s
 def test_depth_below_two_is_rejected(depth: int) -> None:
     with pytest.raises(ValueError, match="at least 2"):
         make_mlp(depth)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize(("activation", "init", "norm"),
+                         [("sigmoid", "default", "none"), ("tanh", "xavier", "batch"), ("relu", "kaiming", "layer")])
+def test_a_shallower_mlp_has_a_new_make_mlps_weights_bit_for_bit(activation: str, init: str, norm: str,
+                                                                 skip: bool) -> None:
+    """Redrawn in make_mlp's order after the same seed: the same weights and buffers, at any depth up to the
+    deeper model's, also after a deeper redraw used the shared modules."""
+    deeper = make_mlp(12, width=16, activation=activation, norm=norm, skip=skip)
+    for depth in (12, 5, 2, 9):
+        seed_everything(depth)
+        made = make_mlp(depth, width=16, activation=activation, init=init, norm=norm, skip=skip)
+        seed_everything(depth)
+        shallower = shallower_mlp(deeper, depth, init=init, activation=activation)
+        assert [type(layer) for layer in shallower] == [type(layer) for layer in made]
+        assert made.state_dict().keys() == shallower.state_dict().keys()
+        for name, tensor in made.state_dict().items():
+            assert torch.equal(tensor, shallower.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("depth", [1, 13])
+def test_a_shallower_mlp_lies_between_two_and_the_deeper_depth(depth: int) -> None:
+    with pytest.raises(ValueError, match="between 2 and the deeper model's 12"):
+        shallower_mlp(make_mlp(12, width=16), depth)

@@ -19,6 +19,7 @@ from residual_course.plots import GRAD_NORM_FLOOR  # noqa: E402
 from residual_course.runtime import seed_everything  # noqa: E402
 from residual_course.widgets import (  # noqa: E402
     AHEAD_DECADES,
+    MODELS_KEPT,
     PANEL_HEIGHT_PX,
     PANEL_WIDTH_PX,
     GradientExplorer,
@@ -87,7 +88,10 @@ def test_depth_slider_and_skip_checkbox_redraw(batch: tuple[Tensor, Tensor]) -> 
     explorer.depth_slider.value = 7
     assert bytes(explorer.plot.value) != first_plot
     assert points_per_line(explorer) == [7, 7]
-    assert [ax.get_title() for ax in explorer.figure.axes] == ["plain, 7 layers", "residual, 7 layers"]
+    assert [ax.get_title() for ax in explorer.figure.axes] == ["plain", "residual"]
+    for ax in explorer.figure.axes:  # the layer axis ends on its first tick at or past the depth
+        end = ax.get_xlim()[1] - 0.5
+        assert ax.get_xlim()[0] == 0.5 and 7 <= end < 7 * 2 and end in ax.get_xticks()
     explorer.skip_checkbox.value = False
     assert len(explorer.figure.axes) == 1
     assert points_per_line(explorer) == [7]
@@ -120,13 +124,15 @@ def test_redraws_reuse_one_figure_per_view(batch: tuple[Tensor, Tensor]) -> None
 
 
 def test_blitted_redraws_match_a_full_draw_pixel_for_pixel(batch: tuple[Tensor, Tensor]) -> None:
-    """Whether the kept pixels were used (same update, width, a depth whose norms fit the y axis) or the figure was
-    drawn again (a new norm: a new range), the plot is the full figure, pixel for pixel."""
+    """Whether the kept pixels were used (same update, width, a shallower depth whose norms fit the y axis) or the
+    figure was drawn again (a new norm: a new range; a depth past the layer axis's end), the plot is the full
+    figure, pixel for pixel."""
     explorer = GradientExplorer(*batch)
     changes = {"none": lambda: explorer.update(), "width": lambda: setattr(explorer.width_slider, "value", 32),
-               "depth": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value + 1),
+               "depth": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value - 1),
                "norm": lambda: setattr(explorer.norm_dropdown, "value", "layer"),
-               "depth, normalised": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value + 1)}
+               "depth, normalised": lambda: setattr(explorer.depth_slider, "value", explorer.depth_slider.value - 1),
+               "past the layer axis": lambda: setattr(explorer.depth_slider, "value", 30)}
     kept = []
     for change in changes.values():
         background = explorer._backgrounds[2]
@@ -136,7 +142,7 @@ def test_blitted_redraws_match_a_full_draw_pixel_for_pixel(batch: tuple[Tensor, 
         explorer.figure.canvas.draw()
         full = _encode_png(explorer.figure, explorer._backgrounds[2][2])
         assert np.array_equal(shown, np.asarray(PIL.Image.open(io.BytesIO(full)).convert("RGB")))
-    assert kept == [True, True, True, False, True]
+    assert kept == [True, True, True, False, True, False]
 
 
 def test_update_returns_depth_norms_per_model_and_is_repeatable(batch: tuple[Tensor, Tensor]) -> None:
@@ -190,3 +196,20 @@ def test_the_y_axis_keeps_its_limits_while_the_norms_fit_and_widens_ahead_of_the
     assert deeper[0] < 1e-13 / 10**AHEAD_DECADES * 10 and deeper[1] < 1  # room below for the next depth steps
     assert _y_limits(np.array([1e-14, 1e-1]), deeper) == deeper
     assert _y_limits(np.array([1e-2, 1e-1]), deeper) != deeper  # far too much room to spare: fitted again
+
+
+def test_reused_models_give_a_fresh_explorers_norms(batch: tuple[Tensor, Tensor]) -> None:
+    """The deepest models are built once per setting and cut to the depth shown: whatever was shown before, the
+    norms are those of a new explorer, and only the last few settings' models are kept."""
+    explorer = GradientExplorer(*batch)
+    explorer.init_dropdown.value = "kaiming"
+    explorer.depth_slider.value = 50
+    for width in (16, 32, 48, 80, 96):
+        explorer.width_slider.value = width
+    assert len(explorer._deepest) == MODELS_KEPT
+    explorer.width_slider.value = 64
+    explorer.init_dropdown.value = "default"
+    explorer.depth_slider.value = 9
+    fresh = GradientExplorer(*batch)
+    fresh.depth_slider.value = 9
+    assert explorer.update() == fresh.update()
