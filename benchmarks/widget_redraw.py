@@ -25,7 +25,7 @@ from residual_course.plots import plot_grad_norms
 from residual_course.runtime import seed_everything
 from residual_course.widgets import GradientExplorer
 
-BATCH_SIZE = 256
+BATCH_SIZE = 128  # what the lessons give the explorer: one training batch, fit's size
 REPEATS = 15
 DEPTHS = (20, 50, 100)
 LABELS = ("plain", "residual")  # the explorer's default view: skip connections compared
