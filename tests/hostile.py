@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import nbformat
-from cases.lesson_04 import CASE, RELU_BEFORE_ADD
+from cases.residual_blocks import CASE, RELU_BEFORE_ADD
 from test_autograde import make_submission
 
 ASSIGNMENT = "04_residual_blocks"
@@ -253,7 +253,7 @@ get_ipython().input_transformers_post.append(  # every later cell is rewritten b
                    for line in lines])
 """
 PATCHES_CHECK_INTERNALS = """
-import residual_course.checks.blocks as _blocks
+import residual_course.checks.residual_blocks as _blocks
 _blocks._expect_zero_branch_gives = lambda *args, **kwargs: None
 """
 SEARCHES_THE_GRADER = """

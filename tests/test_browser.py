@@ -8,7 +8,7 @@ import time
 import nbformat
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, REPOSITORY, SCREENSHOTS, jupyterlab, status_of
-from cases.lesson_04 import CASE as LESSON_04
+from cases.residual_blocks import CASE as LESSON_04
 from notebooks import ASSIGNMENTS
 from test_autograde import make_submission
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from fixtures import refresher as fx
+from fixtures import pytorch_refresher as fx
 
 from residual_course import models
 from residual_course.checks import CheckFailed

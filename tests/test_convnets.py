@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from fixtures.blocks import TorchvisionBasicBlock
+from fixtures.residual_blocks import TorchvisionBasicBlock
 from torch import nn
 
 from residual_course.convnets import ConvNet, PlainBlock, count_macs, count_parameters

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
-from fixtures.blocks import TextbookBasicBlock, TorchvisionBasicBlock
+from fixtures.residual_blocks import TextbookBasicBlock, TorchvisionBasicBlock
 from hostile import CORPUS, _stripped, _text
 from notebooks import REPOSITORY, notebook_path
 from torch import nn
@@ -494,7 +494,7 @@ def test_which_statuses_keep_a_score():
     ("import ctypes", "ctypes"),
     ("torch.allclose = lambda *a: True", "assignment to torch.allclose"),
     ("import residual_course.checks.report as report\nreport.run = None", "assignment to report.run"),
-    ("from residual_course import checks\nchecks.blocks.x = None", "assignment to checks.blocks.x"),
+    ("from residual_course import checks\nchecks.residual_blocks.x = None", "assignment to checks.residual_blocks.x"),
 ])
 def test_suspicious_constructs_are_named(source, flag):
     assert flag in review_reasons({"basic-block": source})[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from cases.lesson_04 import CASE
+from cases.residual_blocks import CASE
 from nbgrader.api import Gradebook
 from test_autograde import make, make_submission
 

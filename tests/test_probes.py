@@ -1,7 +1,7 @@
 """Probes look inside a module by running it: call order, shapes, and the last BatchNorm."""
 
 import torch
-from fixtures.blocks import TextbookBasicBlock, TorchvisionBottleneck
+from fixtures.residual_blocks import TextbookBasicBlock, TorchvisionBottleneck
 from torch import nn
 
 from residual_course.models import zero_init_last_norm

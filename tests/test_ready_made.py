@@ -7,18 +7,23 @@ check before this rule). Each loses the exercise's points, and the FAIL says why
 """
 
 import pytest
-from fixtures.blocks import TorchvisionBasicBlock, TorchvisionBottleneck
-from fixtures.families import TorchvisionDenseBlock, TorchvisionDenseLayer, TorchvisionResNeXtBlock
+from fixtures.residual_blocks import TorchvisionBasicBlock, TorchvisionBottleneck
+from fixtures.resnext_densenet import TorchvisionDenseBlock, TorchvisionDenseLayer, TorchvisionResNeXtBlock
 from torch import nn
 from torchvision.models import densenet as tv_densenet
 from torchvision.ops import MLP as TorchvisionMLP
 
-from residual_course.checks.blocks import check_basic_block, check_bottleneck
+from residual_course.checks.building_a_resnet import check_gap_head, check_resnet
 from residual_course.checks.degradation import check_plain_mlp
-from residual_course.checks.families import check_dense_block, check_dense_layer, check_resnext_block, check_transition
-from residual_course.checks.refresher import check_mlp
+from residual_course.checks.pytorch_refresher import check_mlp
 from residual_course.checks.report import CheckFailed
-from residual_course.checks.resnet import check_gap_head, check_resnet
+from residual_course.checks.residual_blocks import check_basic_block, check_bottleneck
+from residual_course.checks.resnext_densenet import (
+    check_dense_block,
+    check_dense_layer,
+    check_resnext_block,
+    check_transition,
+)
 from residual_course.convnets import ConvNet
 from residual_course.models import make_mlp
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from residual_course.checks.blocks import _zero_parameters
+from residual_course.checks.block_probes import zero_parameters
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import (
     Clash,
@@ -44,7 +44,7 @@ def _forward(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
 def _zero_branch_block(factory: BlockFactory, width: int, device: torch.device, call: str) -> nn.Module:
     """The learner's block in eval mode with every parameter zero: a correct residual branch then outputs 0."""
     block = build(factory, width, device=device, call=call).eval()
-    _zero_parameters(block)
+    zero_parameters(block)
     return block
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from fixtures.residual_mlp import (
+from fixtures.residual_learning import (
     DetachedShortcutBlock,
     LayerNormBlock,
     NamedLayersBlock,
@@ -21,7 +21,7 @@ from fixtures.residual_mlp import (
 from torch import nn
 
 from residual_course.checks.report import CheckFailed
-from residual_course.checks.residual_mlp import (
+from residual_course.checks.residual_learning import (
     check_block_jacobian,
     check_residual_mlp_block,
     residual_mlp_block_params,

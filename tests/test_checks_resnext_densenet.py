@@ -1,7 +1,7 @@
 """Lesson 06's checks: ResNeXt and DenseNet parts in any correct style pass; each mistake fails with its hint."""
 
 import pytest
-from fixtures.families import (
+from fixtures.resnext_densenet import (
     AddingDenseLayer,
     FunctionalDenseLayer,
     GroupedResNeXtBlock,
@@ -22,7 +22,7 @@ from torchvision.models import densenet as tv_densenet
 from torchvision.models import resnet as tv
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.families import (
+from residual_course.checks.resnext_densenet import (
     check_dense_block,
     check_dense_layer,
     check_resnext_block,

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-from fixtures.blocks import TorchvisionBasicBlock
-from fixtures.resnet import (
+from fixtures.building_a_resnet import (
     ConvProjectionStage,
     FunctionalGAPHead,
     HardcodedBlockResNet,
@@ -27,12 +26,12 @@ from fixtures.resnet import (
     sequential_gap_head,
     softmax_head,
 )
+from fixtures.residual_blocks import TorchvisionBasicBlock
 from torch import nn
 from torchvision.models import resnet18, resnet34
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.blocks import basic_block_params
-from residual_course.checks.resnet import (
+from residual_course.checks.building_a_resnet import (
     BlockRecorder,
     check_gap_head,
     check_make_stage,
@@ -44,6 +43,7 @@ from residual_course.checks.resnet import (
     stage_plan,
     stem_params,
 )
+from residual_course.checks.residual_blocks import basic_block_params
 from residual_course.convnets import count_parameters
 
 RIGHT_RESNET = resnet_from(make_stage_loop, sequential_gap_head)

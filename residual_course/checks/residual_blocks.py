@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv
 
+from residual_course.checks.block_probes import (
+    BlockFactory,
+    bias_hints,
+    block_call,
+    expect_block_device_and_gradient,
+    expect_params,
+    expect_stride_in_first_3x3,
+    expect_zero_branch_gives,
+    run_block,
+)
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import (
-    Clash,
     build,
     expect_batchnorm_modes,
-    expect_device_and_gradient,
     expect_every_parameter_matters,
     name_of,
     random_tensor,
-    run,
 )
 from residual_course.convnets import count_parameters
 from residual_course.probes import trace_forward
-
-BlockFactory = Callable[..., nn.Module]
-
 
 # ---------------------------------------------------------------- parameter formulas (the lesson derives them)
 
@@ -74,26 +75,11 @@ def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Modul
     return nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-# ---------------------------------------------------------------- shared probes
-
-_SHORTCUT_CLASH = Clash(("must match the size", "size of tensor"), "at the addition",
-                        "when the stride or the channel count changes, the shortcut must change shape too; use a 1x1 "
-                        "conv (that stride, bias=False) followed by BatchNorm")
-
-
-def _call(factory: BlockFactory, args: tuple[int, ...]) -> str:
-    """The constructor call as the learner would type it, for messages: BasicBlock(16, 32, 2)."""
-    return f"{name_of(factory, 'block')}{args}"
-
-
-def _run(block: nn.Module, inputs: Tensor, call: str) -> Tensor:
-    """Forward pass that turns a shape clash at the addition into a sentence about the shortcut."""
-    return run(block, inputs, call, [_SHORTCUT_CLASH])
-
+# ---------------------------------------------------------------- lesson 04's probes
 
 def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> Tensor:
     """Run the block and compare the output shape with the expected one."""
-    output = _run(block, inputs, call)
+    output = run_block(block, inputs, call)
     if tuple(output.shape) != expected:
         raise PropertyFailed(
             f"{call} maps {tuple(inputs.shape)} to {tuple(output.shape)}, expected {expected}: "
@@ -102,112 +88,38 @@ def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], c
     return output
 
 
-def _expect_params(block: nn.Module, expected: int | set[int], call: str, extra: dict[int, str]) -> None:
-    """Compare the parameter count with the formula, naming the likely cause of a difference."""
-    got = count_parameters(block)
-    allowed = expected if isinstance(expected, set) else {expected}
-    if got in allowed:
-        return
-    reference = min(allowed)
-    fallback = "compare your layers with the block's diagram: kernel sizes, channels, BatchNorms"
-    hint = extra.get(got - reference, fallback)
-    raise PropertyFailed(f"{call} has {got:,} parameters, expected {reference:,}: {hint}")
-
-
-def _zero_parameters(block: nn.Module) -> None:
-    """Set every weight and bias to zero, which makes a well-built residual branch output exactly zero."""
-    with torch.no_grad():
-        for parameter in block.parameters():
-            parameter.zero_()
-
-
-def _zero_branch_output(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor]:
-    """Input and output of an identity-shortcut block in eval mode whose parameters are all zero."""
-    call = _call(factory, args)
-    block = build(factory, *args, device=device, call=call).eval()
-    _zero_parameters(block)
-    inputs = random_tensor(device, 4, args[0], 8, 8)
-    with torch.no_grad():
-        return inputs, _run(block, inputs, call)
-
-
-def _expect_zero_branch_gives(factory: BlockFactory, args: tuple[int, ...], device: torch.device,
-                              final_relu: bool) -> None:
-    """With a zero branch a block returns relu(x) (post-activation) or x itself (pre-activation)."""
-    inputs, output = _zero_branch_output(factory, args, device)
-    expected, mistaken = (F.relu(inputs), inputs) if final_relu else (inputs, F.relu(inputs))
-    if torch.allclose(output, expected, atol=1e-6):
-        return
-    if torch.allclose(output, mistaken, atol=1e-6):
-        raise PropertyFailed(
-            "with the residual branch at zero the block returned x unchanged, so no ReLU runs after the "
-            "addition: apply the last ReLU to (branch + shortcut), not to the branch before adding" if final_relu
-            else "with the residual branch at zero the block returned relu(x): a pre-activation block has no ReLU "
-            "after the addition; return branch + shortcut as is")
-    if torch.count_nonzero(output) == 0:
-        raise PropertyFailed("with the residual branch at zero the block returned all zeros: the shortcut is "
-                             "missing; add the input (or its projection) to the branch output")
-    raise PropertyFailed(f"with the residual branch at zero the block should return {'relu(x)' if final_relu else 'x'}"
-                         "; it returned something else: the branch must end in its last conv (and BN), and the "
-                         "shortcut must be x itself when the shape does not change")
-
-
 def _expect_batchnorm_modes(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
     """BatchNorm uses batch statistics in train() and running statistics in eval()."""
-    call = _call(factory, args)
+    call = block_call(factory, args)
     block = build(factory, *args, device=device, call=call)
     inputs = random_tensor(device, 8, args[0], 8, 8)
-    expect_batchnorm_modes(block, inputs, call, "nn.BatchNorm2d", "each convolution", _run)
-
-
-def _expect_device_and_gradient(factory: BlockFactory, args: tuple[int, ...], device: torch.device) -> None:
-    """Parameters and output live on the course device, and the loss gradient reaches the input."""
-    call = _call(factory, args)
-    block = build(factory, *args, device=device, call=call)
-    expect_device_and_gradient(block, random_tensor(device, 4, args[0], 8, 8), device, call, _run)
-
-
-def _expect_stride_in_first_3x3(block: nn.Module, inputs: Tensor, call: str) -> None:
-    """The first 3x3 conv that runs does the downsampling (as torchvision's ResNet v1.5 does)."""
-    convs = [c for c in trace_forward(block, inputs, (nn.Conv2d,)) if c.module.kernel_size == (3, 3)]
-    if not convs:
-        raise PropertyFailed(f"{call} runs no 3x3 convolution")
-    first = convs[0]
-    if first.output_shape[-1] == first.input_shape[-1]:
-        raise PropertyFailed(f"in {call} the first 3x3 conv keeps the spatial size {first.input_shape[-1]}: "
-                             "the stride belongs to the (first) 3x3 convolution of the branch")
+    expect_batchnorm_modes(block, inputs, call, "nn.BatchNorm2d", "each convolution", run_block)
 
 
 def _expect_block(factory: BlockFactory, args: tuple[int, int, int], device: torch.device, out_channels: int,
                   params: int | set[int], hints: dict[int, str], stride_in_3x3: bool = False) -> None:
     """Build the block for `args`, run it, and compare its output shape and parameter count with the formula."""
     in_channels, _, stride = args
-    call = _call(factory, args)
+    call = block_call(factory, args)
     block = build(factory, *args, device=device, call=call)
     inputs = random_tensor(device, 4, in_channels, 8, 8)
     _expect_shape(block, inputs, (4, out_channels, 8 // stride, 8 // stride), call)
-    _expect_params(block, params, call, hints)
+    expect_params(block, params, call, hints)
     if stride_in_3x3 and stride != 1:
-        _expect_stride_in_first_3x3(block.eval(), inputs, call)
-
-
-def _bias_hints(*amounts: int) -> dict[int, str]:
-    """Parameter surpluses that mean "your convolutions have biases"."""
-    return dict.fromkeys(amounts, "your convolutions have biases: pass bias=False (BatchNorm's shift makes them "
-                                  "redundant)")
+        expect_stride_in_first_3x3(block.eval(), inputs, call)
 
 
 def _device_property(factory: BlockFactory, same: tuple[int, int, int]) -> Property:
     """Every block must run on the course device and pass the gradient back to its input."""
     return Property("device", "runs on the device and passes the gradient to its input",
-                    lambda d: _expect_device_and_gradient(factory, same, d))
+                    lambda d: expect_block_device_and_gradient(factory, same, d))
 
 
 def _expect_every_parameter(factory: BlockFactory, args: tuple[int, int, int], device: torch.device) -> None:
     """Every layer the block creates for these arguments takes part in its output."""
-    call = _call(factory, args)
+    call = block_call(factory, args)
     block = build(factory, *args, device=device, call=call)
-    expect_every_parameter_matters(block, random_tensor(device, 4, args[0], 8, 8), call, _run)
+    expect_every_parameter_matters(block, random_tensor(device, 4, args[0], 8, 8), call, run_block)
 
 
 def _every_parameter_property(factory: BlockFactory, same: tuple[int, int, int]) -> Property:
@@ -220,7 +132,7 @@ def _post_activation_properties(factory: BlockFactory, same: tuple[int, int, int
     """What BasicBlock and Bottleneck share: ReLU after the add, BatchNorm modes, device and gradient."""
     return [
         Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
-                 lambda d: _expect_zero_branch_gives(factory, same, d, final_relu=True)),
+                 lambda d: expect_zero_branch_gives(factory, same, d, final_relu=True)),
         Property("batchnorm", "BatchNorm: batch statistics in train(), running ones in eval()",
                  lambda d: _expect_batchnorm_modes(factory, same, d)),
         _device_property(factory, same),
@@ -236,7 +148,7 @@ def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Pr
 
     def identity(device: torch.device) -> None:
         _expect_block(factory, same, device, c, basic_block_params(*same), {
-            **_bias_hints(2 * c),
+            **bias_hints(2 * c),
             c * c + 2 * c: "it has a projection although stride=1 and channels match: use the identity there",
             -4 * c: "it lacks BatchNorm: put nn.BatchNorm2d after each convolution",
         })
@@ -245,7 +157,7 @@ def basic_block_properties(factory: BlockFactory, channels: int = 16) -> list[Pr
         for args in [(c, 2 * c, 1), (c, c, 2), (c, 2 * c, 2)]:
             cin, cout, _ = args
             _expect_block(factory, args, device, cout, basic_block_params(*args), {
-                **_bias_hints(2 * cout, 3 * cout),
+                **bias_hints(2 * cout, 3 * cout),
                 -(cin * cout + 2 * cout): "the projection shortcut is missing (1x1 conv, no bias, + BatchNorm)",
                 -2 * cout: "the projection needs a BatchNorm after its 1x1 conv",
                 8 * cin * cout: "the projection is a 1x1 convolution, not 3x3",
@@ -267,7 +179,7 @@ def bottleneck_properties(factory: BlockFactory, mid_channels: int = 8) -> list[
 
     def identity(device: torch.device) -> None:
         _expect_block(factory, same, device, 4 * m, bottleneck_params(*same), {
-            **_bias_hints(6 * m),
+            **bias_hints(6 * m),
             16 * m * m + 8 * m: "it has a projection although the shape does not change: use the identity there",
         })
 
@@ -296,12 +208,12 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
 
     def identity(device: torch.device) -> None:
         _expect_block(factory, same, device, c, preact_block_params(*same), {
-            **_bias_hints(2 * c),
+            **bias_hints(2 * c),
             c * c: "it has a projection although stride=1 and channels match: use the identity there",
         })
 
     def activation_before_convs(device: torch.device) -> None:
-        block = build(factory, *same, device=device, call=_call(factory, same)).eval()
+        block = build(factory, *same, device=device, call=block_call(factory, same)).eval()
         convs = trace_forward(block, random_tensor(device, 4, c, 8, 8), (nn.Conv2d,))
         if any(call.input_min < 0 for call in convs):
             raise PropertyFailed("a convolution receives negative inputs: in a pre-activation block every conv "
@@ -318,7 +230,7 @@ def preact_block_properties(factory: BlockFactory, channels: int = 16) -> list[P
     return [
         Property("identity", "shape and parameter count with an identity shortcut", identity),
         Property("no relu after add", "zero branch gives x exactly: no ReLU after the addition",
-                 lambda d: _expect_zero_branch_gives(factory, same, d, final_relu=False)),
+                 lambda d: expect_zero_branch_gives(factory, same, d, final_relu=False)),
         Property("pre-activation", "each conv sees BatchNorm + ReLU output (pre-activation order)",
                  activation_before_convs),
         Property("projection", "projection shortcut exactly when stride or channels change", projection),

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from fixtures import refresher as fx
+from fixtures import pytorch_refresher as fx
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.refresher import (
+from residual_course.checks.pytorch_refresher import (
     check_cross_entropy,
     check_mlp,
     check_train_epoch,
