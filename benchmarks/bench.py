@@ -29,8 +29,8 @@ from small_resnet import SmallResNet
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from residual_course.convnets import count_parameters
 from residual_course.data import FILES, DataNotFoundError, DataSet, Split, find_folder, load_dataset, shift_and_flip
+from residual_course.formulas import count_parameters
 from residual_course.runtime import FAST_ENV_VARS, get_device, seed_everything
 from residual_course.training import COMPILE_PAYS_ON, fit
 

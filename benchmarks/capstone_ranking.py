@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fixtures.capstone import PoorResNet  # noqa: E402
 
 from residual_course import fast_mode  # noqa: E402
-from residual_course.checks.capstone import count_trainable, grading_accuracy  # noqa: E402
+from residual_course.checks.capstone import grading_accuracy  # noqa: E402
 from residual_course.data import load_dataset  # noqa: E402
+from residual_course.formulas import count_parameters  # noqa: E402
 from residual_course.runtime import get_device  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     for name, factory in designs().items():
         start = time.perf_counter()
         accuracies = [grading_accuracy(factory, data, seed=seed) for seed in range(seeds)]
-        print(f"{name:>26}: {count_trainable(factory()):>6,} parameters, held-out accuracy "
+        print(f"{name:>26}: {count_parameters(factory()):>6,} parameters, held-out accuracy "
               f"{', '.join(f'{a:.3f}' for a in accuracies)} ({time.perf_counter() - start:.0f} s)")
 
 

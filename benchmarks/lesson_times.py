@@ -12,8 +12,9 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 
+from residual_course.runtime import FAST_ENV_VARS
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-FAST_ENV_VARS = ("NBGRADER_EXECUTION", "CI", "RESIDUAL_COURSE_FAST")
 
 
 def execute_seconds(path: Path, fast: bool, save_to: Path | None = None) -> float:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import Tensor, nn
 
-from residual_course.probes import forward_hooks
+from residual_course.formulas import stage_plan
 
 BlockFactory = Callable[[int, int, int], nn.Module]  # (in_channels, out_channels, stride) -> block
 
@@ -58,15 +57,10 @@ class ConvNet(nn.Module):
         self.stem = Stem(
             nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
-        stages, channels = [], widths[0]
-        for index, (width, depth) in enumerate(zip(widths, depths, strict=True)):
-            blocks = []
-            for position in range(depth):
-                stride = 2 if index > 0 and position == 0 else 1
-                blocks.append(make_block(channels, width, stride))
-                channels = width
-            stages.append(Stage(*blocks))
-        self.stages = nn.Sequential(*stages)
+        plan = stage_plan(depths, widths)  # every block's (in_channels, out_channels, stride), stage after stage
+        blocks = iter(plan)
+        self.stages = nn.Sequential(*(Stage(*(make_block(*next(blocks)) for _ in range(depth))) for depth in depths))
+        channels = plan[-1][1] if plan else widths[0]
         self.head = Head(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -74,33 +68,3 @@ class ConvNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters, the number every comparison table in the course is normalised by."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> int:
-    """Multiply-accumulates of one image's forward pass through every Conv2d and Linear: compute, not only size."""
-    total = 0
-
-    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
-        def count(module: nn.Module, args: tuple, output: Tensor) -> None:
-            nonlocal total
-            if isinstance(module, nn.Conv2d):
-                per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-                total += output[0].numel() * per_output
-            else:
-                total += module.in_features * module.out_features
-
-        return count
-
-    was_training = model.training
-    device = next(model.parameters()).device
-    inputs = torch.zeros(input_shape, device=device)
-    try:
-        with forward_hooks(model, (nn.Conv2d, nn.Linear), make_hook, inputs), torch.no_grad():
-            model.eval()
-            model(inputs)
-    finally:
-        model.train(was_training)
-    return total

@@ -11,10 +11,8 @@ import torch
 from notebooks import REPOSITORY
 
 from residual_course import data
-from residual_course.checks.building_a_resnet import resnet_params
-from residual_course.checks.residual_blocks import basic_block_params
-from residual_course.convnets import count_parameters
 from residual_course.data import load_dataset
+from residual_course.formulas import basic_block_params, count_parameters, resnet_params
 from residual_course.runtime import FAST_ENV_VARS
 
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))

@@ -22,7 +22,7 @@ from residual_course.checks.block_probes import (
     zero_parameters,
 )
 from residual_course.checks.report import PropertyFailed
-from residual_course.checks.residual_blocks import basic_block_params
+from residual_course.formulas import basic_block_params
 
 CPU = torch.device("cpu")
 

@@ -37,14 +37,16 @@ from residual_course.checks.building_a_resnet import (
     check_make_stage,
     check_resnet,
     check_stage_shortcut,
+)
+from residual_course.formulas import (
+    basic_block_params,
+    count_parameters,
     flatten_head_params,
     gap_head_params,
     resnet_params,
     stage_plan,
     stem_params,
 )
-from residual_course.checks.residual_blocks import basic_block_params
-from residual_course.convnets import count_parameters
 
 RIGHT_RESNET = resnet_from(make_stage_loop, sequential_gap_head)
 # Unregistered layers stay on the CPU: only on a GPU does that show as a device mix-up as well.

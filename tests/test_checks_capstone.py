@@ -26,11 +26,11 @@ from residual_course.checks.capstone import (
     check_ablation_prediction,
     check_capstone,
     check_validation_accuracy,
-    count_trainable,
     grading_accuracy,
 )
 from residual_course.checks.report import CheckFailed
 from residual_course.data import load_dataset
+from residual_course.formulas import count_parameters
 from residual_course.training import History
 
 
@@ -91,10 +91,10 @@ def test_unfinished_model_is_reported_as_not_implemented(capsys):
 
 
 def test_budget_counts_trainable_parameters_only():
-    assert count_trainable(SmallResNet()) == 77_754
+    assert count_parameters(SmallResNet()) == 77_754
     frozen = SmallResNet()
     frozen.head.requires_grad_(False)
-    assert count_trainable(frozen) == 77_754 - 650
+    assert count_parameters(frozen) == 77_754 - 650
 
 
 def test_grading_is_repeatable_and_ignores_the_learners_seed():

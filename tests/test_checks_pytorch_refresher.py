@@ -5,13 +5,8 @@ import torch
 from fixtures import pytorch_refresher as fx
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.pytorch_refresher import (
-    check_cross_entropy,
-    check_mlp,
-    check_train_epoch,
-    check_train_step,
-    mlp_params,
-)
+from residual_course.checks.pytorch_refresher import check_cross_entropy, check_mlp, check_train_epoch, check_train_step
+from residual_course.formulas import mlp_params
 
 
 def failing(check, subject, capsys) -> tuple[set[str], str]:

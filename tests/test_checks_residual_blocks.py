@@ -12,7 +12,7 @@ from fixtures.residual_blocks import (
 )
 
 from residual_course.checks import CheckFailed, check_basic_block, check_preact_block
-from residual_course.checks.residual_blocks import (
+from residual_course.formulas import (
     basic_block_params,
     bottleneck_params,
     torchvision_basic_block_params,

@@ -21,11 +21,8 @@ from fixtures.residual_learning import (
 from torch import nn
 
 from residual_course.checks.report import CheckFailed
-from residual_course.checks.residual_learning import (
-    check_block_jacobian,
-    check_residual_mlp_block,
-    residual_mlp_block_params,
-)
+from residual_course.checks.residual_learning import check_block_jacobian, check_residual_mlp_block
+from residual_course.formulas import residual_mlp_block_params
 
 
 def failing(check, subject, capsys, **kwargs) -> tuple[set[str], str]:

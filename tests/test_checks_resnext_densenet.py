@@ -27,11 +27,8 @@ from residual_course.checks.resnext_densenet import (
     check_dense_layer,
     check_resnext_block,
     check_transition,
-    dense_block_params,
-    dense_layer_params,
-    resnext_block_params,
-    transition_params,
 )
+from residual_course.formulas import dense_block_params, dense_layer_params, resnext_block_params, transition_params
 
 
 def count(module: nn.Module) -> int:

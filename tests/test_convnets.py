@@ -5,7 +5,8 @@ import torch
 from fixtures.residual_blocks import TorchvisionBasicBlock
 from torch import nn
 
-from residual_course.convnets import ConvNet, PlainBlock, count_macs, count_parameters
+from residual_course.convnets import ConvNet, PlainBlock
+from residual_course.formulas import count_macs, count_parameters
 
 
 @pytest.mark.parametrize("block", [PlainBlock, TorchvisionBasicBlock])

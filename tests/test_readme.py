@@ -42,3 +42,24 @@ def test_colab_install_line_pins_the_package_version(assignment):
     version = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["version"]
     text = notebook_path("lessons", assignment).read_text()
     assert f"{REPOSITORY_URL}@v{version}" in text, "the Colab cell must install the course's own release"
+
+
+def test_every_lesson_part_is_named_by_its_lessons_slug_or_is_a_shared_module_the_readme_names():
+    """The layout rule of the README: checks, check tests, fixtures and grading cases are named by a lesson's slug
+    (its folder name without the number); the few shared modules are listed in the README's layout table."""
+    readme = (REPOSITORY / "README.md").read_text()
+    slugs = {assignment.split("_", 1)[1] for assignment in ASSIGNMENTS}
+    layers = {
+        "residual_course/checks": lambda name: name,
+        "tests/fixtures": lambda name: name,
+        "tests/cases": lambda name: name,
+        "tests": lambda name: name.removeprefix("test_checks_") if name.startswith("test_checks_") else None,
+    }
+    for folder, key in layers.items():
+        names = {key(path.stem) for path in (REPOSITORY / folder).glob("*.py") if path.stem != "__init__"} - {None}
+        for name in names - slugs:
+            assert f"`{name}`" in readme or f"test_checks_{name}.py" in readme, f"{folder}: {name} is no lesson's slug"
+    cases = {path.stem for path in (REPOSITORY / "tests/cases").glob("*.py")} - {"__init__"}
+    checks = {path.stem for path in (REPOSITORY / "residual_course/checks").glob("*.py")}
+    assert cases == slugs, "every lesson has one grading case, named by its slug"
+    assert slugs <= checks, "every lesson has one module of checks, named by its slug"

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from residual_course.checks.report import PropertyFailed
 from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
-from residual_course.convnets import count_parameters
+from residual_course.formulas import count_parameters
 from residual_course.probes import trace_forward
 
 BlockFactory = Callable[..., nn.Module]

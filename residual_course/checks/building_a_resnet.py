@@ -16,54 +16,17 @@ from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
-from residual_course.convnets import count_parameters
+from residual_course.formulas import (
+    IMAGENET_WIDTHS,
+    count_parameters,
+    gap_head_params,
+    projection_params,
+    resnet_params,
+    stage_plan,
+)
 from residual_course.probes import Call, learn_layers, trace_forward
 
 Factory = Callable[..., nn.Module]
-IMAGENET_WIDTHS = (64, 128, 256, 512)
-
-
-# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
-
-def gap_head_params(in_channels: int, num_classes: int) -> int:
-    """Global average pooling has no parameters: only the Linear layer's weights and biases count."""
-    return in_channels * num_classes + num_classes
-
-
-def flatten_head_params(in_channels: int, height: int, width: int, num_classes: int) -> int:
-    """Flatten + Linear: one weight per class for every channel at every position."""
-    return in_channels * height * width * num_classes + num_classes
-
-
-def stem_params(in_channels: int, width: int = 64, small_input: bool = False) -> int:
-    """A bias-free 7x7 conv (3x3 for small inputs) and its BatchNorm; ReLU and max-pool have no parameters."""
-    kernel = 3 if small_input else 7
-    return kernel * kernel * in_channels * width + 2 * width
-
-
-def projection_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
-    """A 1x1 bias-free conv + BatchNorm when the shape changes, nothing for an identity shortcut."""
-    if stride == 1 and in_channels == out_channels:
-        return 0
-    return in_channels * out_channels + 2 * out_channels
-
-
-def stage_plan(layers: Sequence[int], widths: Sequence[int] = IMAGENET_WIDTHS) -> list[tuple[int, int, int]]:
-    """The (in_channels, out_channels, stride) of every block of a ResNet, in order, as torchvision builds them."""
-    plan, channels = [], widths[0]
-    for index, (width, num_blocks) in enumerate(zip(widths, layers, strict=True)):
-        for position in range(num_blocks):
-            stride = 2 if index > 0 and position == 0 else 1
-            plan.append((channels, width, stride))
-            channels = width
-    return plan
-
-
-def resnet_params(block_params: Callable[[int, int, int], int], layers: Sequence[int], num_classes: int = 1000,
-                  in_channels: int = 3, small_input: bool = False, widths: Sequence[int] = IMAGENET_WIDTHS) -> int:
-    """Stem + every block (counted by `block_params(in, out, stride)`) + the GAP head."""
-    blocks = sum(block_params(*args) for args in stage_plan(layers, widths))
-    return stem_params(in_channels, widths[0], small_input) + blocks + gap_head_params(widths[-1], num_classes)
 
 
 # ---------------------------------------------------------------- the stand-in block and stage

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.data import DataSet
+from residual_course.formulas import count_parameters
 from residual_course.runtime import seed_everything
 from residual_course.training import History, evaluate, fit
 
@@ -37,11 +38,6 @@ def grading_accuracy(factory: ModelFactory, data: DataSet, seed: int = 0) -> flo
         return evaluate(model, data.test)[1]
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
-
-
-def count_trainable(model: nn.Module) -> int:
-    """Trainable parameters: what the budget limits."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _forward(model: nn.Module, images: Tensor, call: str) -> Tensor:
@@ -122,7 +118,7 @@ def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -
                                  "log-softmax itself, and a softmax before it squashes the gradient")
 
     def within_budget(device: torch.device) -> None:
-        got = count_trainable(build(factory, device=device, call=call))
+        got = count_parameters(build(factory, device=device, call=call))
         if got > budget:
             raise PropertyFailed(f"{call} has {got:,} trainable parameters, {got - budget:,} over the budget of "
                                  f"{budget:,}: narrow the widest stage (a 3x3 conv costs 9 * C_in * C_out), or "
@@ -197,9 +193,9 @@ def ablation_properties(factory: Callable[..., nn.Module], reported: object, dat
                 raise PropertyFailed(f"{call} has a parameter of shape {shape} that {name}() has not: the ablation "
                                      "is the same network with only the shortcuts (and their projections) removed")
             shapes.remove(shape)
-        if count_trainable(ablated) < 0.8 * count_trainable(full):
-            raise PropertyFailed(f"{call} keeps {count_trainable(ablated):,} of {name}()'s "
-                                 f"{count_trainable(full):,} parameters: remove only the shortcuts and their "
+        if count_parameters(ablated) < 0.8 * count_parameters(full):
+            raise PropertyFailed(f"{call} keeps {count_parameters(ablated):,} of {name}()'s "
+                                 f"{count_parameters(full):,} parameters: remove only the shortcuts and their "
                                  "projections; the stem, the branches and the head stay")
 
     def measured(device: torch.device) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from itertools import pairwise
 
 import torch
@@ -13,17 +13,12 @@ from torch import Tensor, nn
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import Clash, build, expect_on_device, name_of, random_tensor, run
+from residual_course.formulas import mlp_params
 
 ModelFactory = Callable[..., nn.Module]
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, Tensor, Tensor], object]
 LossFunction = Callable[[Tensor, Tensor], Tensor]
 TrainEpoch = Callable[..., object]  # train_epoch(model, optimizer, images, labels, batch_size=..., step=...)
-
-
-def mlp_params(in_features: int = 784, hidden_features: Sequence[int] = (256, 128), num_classes: int = 10) -> int:
-    """One Linear layer (weights + biases) per consecutive pair of sizes: sum of (a + 1) * b."""
-    sizes = [in_features, *hidden_features, num_classes]
-    return sum((a + 1) * b for a, b in pairwise(sizes))
 
 
 # ---------------------------------------------------------------- MLP

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import resnet as tv
 
 from residual_course.checks.block_probes import (
     BlockFactory,
@@ -24,56 +23,8 @@ from residual_course.checks.subjects import (
     name_of,
     random_tensor,
 )
-from residual_course.convnets import count_parameters
+from residual_course.formulas import basic_block_params, bottleneck_params, preact_block_params
 from residual_course.probes import trace_forward
-
-# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
-
-def basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
-    """Two bias-free 3x3 convs, two BatchNorms, plus a 1x1 conv + BN projection when the shape changes."""
-    count = 9 * in_channels * out_channels + 9 * out_channels**2 + 2 * 2 * out_channels
-    if stride != 1 or in_channels != out_channels:
-        count += in_channels * out_channels + 2 * out_channels
-    return count
-
-
-def bottleneck_params(in_channels: int, mid_channels: int, stride: int = 1) -> int:
-    """1x1 reduce, 3x3, 1x1 expand to 4*mid (bias-free, each with BN), plus a projection when needed."""
-    out_channels = 4 * mid_channels
-    count = in_channels * mid_channels + 9 * mid_channels**2 + mid_channels * out_channels
-    count += 2 * (mid_channels + mid_channels + out_channels)
-    if stride != 1 or in_channels != out_channels:
-        count += in_channels * out_channels + 2 * out_channels
-    return count
-
-
-def preact_block_params(in_channels: int, out_channels: int, stride: int = 1) -> set[int]:
-    """BN(in) and two bias-free 3x3 convs with BN(out) between; a 1x1 projection (with or without BN)."""
-    count = 2 * in_channels + 9 * in_channels * out_channels + 2 * out_channels + 9 * out_channels**2
-    if stride == 1 and in_channels == out_channels:
-        return {count}
-    projection = in_channels * out_channels
-    return {count + projection, count + projection + 2 * out_channels}
-
-
-def torchvision_basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
-    """Parameter count of torchvision's own BasicBlock, downsample built as its ResNet does."""
-    downsample = _tv_downsample(in_channels, out_channels, stride)
-    return count_parameters(tv.BasicBlock(in_channels, out_channels, stride, downsample))
-
-
-def torchvision_bottleneck_params(in_channels: int, mid_channels: int, stride: int = 1) -> int:
-    """Parameter count of torchvision's own Bottleneck, downsample built as its ResNet does."""
-    downsample = _tv_downsample(in_channels, 4 * mid_channels, stride)
-    return count_parameters(tv.Bottleneck(in_channels, mid_channels, stride, downsample))
-
-
-def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """torchvision's projection: 1x1 conv (stride, no bias) + BN, only when the shape changes."""
-    if stride == 1 and in_channels == out_channels:
-        return None
-    return nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
-
 
 # ---------------------------------------------------------------- lesson 04's probes
 

@@ -19,15 +19,10 @@ from residual_course.checks.subjects import (
     random_tensor,
     run,
 )
-from residual_course.convnets import count_parameters
+from residual_course.formulas import count_parameters, residual_mlp_block_params
 
 BlockFactory = Callable[[int], nn.Module]
 JacobianFunction = Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]
-
-
-def residual_mlp_block_params(width: int, bias: bool = True) -> int:
-    """Two width x width Linear layers (with or without biases) and two BatchNorm1d layers (scale and shift each)."""
-    return 2 * width * width + (2 * width if bias else 0) + 2 * 2 * width
 
 
 # ---------------------------------------------------------------- ResidualMLPBlock(width)

@@ -17,45 +17,18 @@ from residual_course.checks.block_probes import (
 )
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
-from residual_course.convnets import count_parameters
+from residual_course.formulas import (
+    count_parameters,
+    dense_block_params,
+    dense_layer_params,
+    resnext_block_params,
+    transition_params,
+)
 from residual_course.probes import trace_forward
 
 ModuleFactory = Callable[..., nn.Module]
 
 CONCATENATE = "DenseNet concatenates, it does not add: return torch.cat([x, new_features], dim=1)"
-
-
-# ---------------------------------------------------------------- parameter formulas (the lesson derives them)
-
-def resnext_block_params(in_channels: int, out_channels: int, cardinality: int, bottleneck_width: int,
-                         stride: int = 1, groups: int | None = None) -> int:
-    """1x1 to C*d, 3x3 grouped (9 * width**2 / groups weights), 1x1 to out, BN after each; projection when needed.
-
-    `groups` defaults to the cardinality; other values give the counts of the usual mistakes.
-    """
-    width = cardinality * bottleneck_width
-    groups = cardinality if groups is None else groups
-    count = in_channels * width + 9 * width * width // groups + width * out_channels
-    count += 2 * (width + width + out_channels)
-    if stride != 1 or in_channels != out_channels:
-        count += in_channels * out_channels + 2 * out_channels
-    return count
-
-
-def dense_layer_params(in_channels: int, growth_rate: int) -> int:
-    """BN(in), 1x1 conv to 4k, BN(4k), 3x3 conv to k; bias-free convs (DenseNet-BC)."""
-    bottleneck = 4 * growth_rate
-    return 2 * in_channels + in_channels * bottleneck + 2 * bottleneck + 9 * bottleneck * growth_rate
-
-
-def dense_block_params(num_layers: int, in_channels: int, growth_rate: int) -> int:
-    """Layer i sees every channel so far: in_channels + i * growth_rate inputs."""
-    return sum(dense_layer_params(in_channels + i * growth_rate, growth_rate) for i in range(num_layers))
-
-
-def transition_params(in_channels: int, out_channels: int) -> int:
-    """BN(in) and a bias-free 1x1 conv; pooling has no parameters."""
-    return 2 * in_channels + in_channels * out_channels
 
 
 # ---------------------------------------------------------------- ResNeXt
