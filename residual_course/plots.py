@@ -11,6 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from residual_course.metrics import as_array, as_indices, confusion_counts
+
 if TYPE_CHECKING:
     from residual_course.diagnostics import Histogram
     from residual_course.studies import Run, Summary
@@ -167,24 +169,6 @@ def plot_depth_sweep(summaries: dict[tuple[str, int], Summary], ax: Axes | None 
     return ax
 
 
-def confusion_counts(labels: object, predictions: object, num_classes: int) -> np.ndarray:
-    """Counts[true, predicted] over a test set, the table a confusion-matrix plot draws and a notebook asserts on.
-
-    `labels` and `predictions` are class indices of equal length: lists, NumPy arrays or tensors on any device.
-    """
-    true, predicted = _as_indices(labels), _as_indices(predictions)
-    if true.shape != predicted.shape:
-        raise ValueError(f"labels and predictions must have the same length, got {true.shape} and "
-                         f"{predicted.shape}.")
-    for name, values in (("labels", true), ("predictions", predicted)):
-        if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must be class indices from 0 to {num_classes - 1}, got values from "
-                             f"{values.min()} to {values.max()}.")
-    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (true, predicted), 1)
-    return counts
-
-
 def plot_confusion_matrix(labels: object, predictions: object, class_names: tuple[str, ...] | list[str],
                           ax: Axes | None = None, title: str | None = None) -> Axes:
     """Which classes a classifier mixes up: each row (true class) in % of its examples, diagonal = per-class recall.
@@ -224,12 +208,12 @@ def plot_misclassified(images: object, labels: object, predictions: object, clas
     """
     if max_images < 1 or columns < 1:
         raise ValueError(f"max_images and columns must be at least 1, got {max_images} and {columns}.")
-    pixels = _as_array(images)
+    pixels = as_array(images)
     if pixels.ndim == 4 and pixels.shape[1] == 1:
         pixels = pixels[:, 0]
     if pixels.ndim != 3:
         raise ValueError(f"images must be (N, H, W) or (N, 1, H, W) greyscale, got shape {pixels.shape}.")
-    true, predicted = _as_indices(labels), _as_indices(predictions)
+    true, predicted = as_indices(labels), as_indices(predictions)
     if not len(pixels) == len(true) == len(predicted):
         raise ValueError(f"need one label and one prediction per image, got {len(pixels)} images, {len(true)} "
                          f"labels and {len(predicted)} predictions.")
@@ -250,15 +234,3 @@ def plot_misclassified(images: object, labels: object, predictions: object, clas
         ax.set_title(f"{class_names[true[index]]}\n-> {class_names[predicted[index]]}", fontsize=8)
     fig.suptitle("misclassified: true -> predicted")
     return fig
-
-
-def _as_array(values: object) -> np.ndarray:
-    """A NumPy copy of a list, array or tensor (on any device), without importing torch here."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
-def _as_indices(values: object) -> np.ndarray:
-    """Class indices as a flat int64 array."""
-    return _as_array(values).astype(np.int64).reshape(-1)

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from residual_course.plots import confusion_counts, plot_confusion_matrix, plot_misclassified  # noqa: E402
+from residual_course.plots import plot_confusion_matrix, plot_misclassified  # noqa: E402
 
 NAMES = ("cat", "dog", "bird")
 
@@ -23,19 +23,6 @@ def close_figures() -> Iterator[None]:
     """Close every pyplot figure after each test, so none pile up."""
     yield
     plt.close("all")
-
-
-def test_confusion_counts_rows_are_true_classes_columns_predictions() -> None:
-    counts = confusion_counts([0, 0, 1, 2, 2, 2], torch.tensor([0, 1, 1, 2, 2, 0]), num_classes=3)
-    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
-    assert counts.sum() == 6
-
-
-def test_confusion_counts_refuse_mismatched_or_out_of_range_input() -> None:
-    with pytest.raises(ValueError, match="same length"):
-        confusion_counts([0, 1], [0], num_classes=2)
-    with pytest.raises(ValueError, match="from 0 to 1"):
-        confusion_counts([0, 2], [0, 1], num_classes=2)
 
 
 def test_plot_confusion_matrix_shows_row_percentages_with_class_names() -> None:

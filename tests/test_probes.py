@@ -1,10 +1,9 @@
 """Probes look inside a module by running it: call order, shapes, and the last BatchNorm."""
 
 import torch
-from fixtures.residual_blocks import TextbookBasicBlock, TorchvisionBottleneck
+from fixtures.residual_blocks import TorchvisionBottleneck
 from torch import nn
 
-from residual_course.models import zero_init_last_norm
 from residual_course.probes import trace_forward
 
 
@@ -14,12 +13,3 @@ def test_trace_lists_calls_in_execution_order_and_removes_its_hooks():
     assert [c.module.kernel_size for c in calls] == [(1, 1), (3, 3), (1, 1), (1, 1)]
     assert calls[1].output_shape == (2, 8, 4, 4)
     assert all(not m._forward_hooks for m in block.modules())
-
-
-def test_zeroing_the_last_norm_makes_a_block_relu_of_its_input():
-    block = TextbookBasicBlock(8, 8)
-    x = torch.randn(4, 8, 6, 6)
-    zero_init_last_norm(block, x)
-    block.eval()
-    with torch.no_grad():
-        assert torch.equal(block(x), torch.relu(x))
