@@ -7,14 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from residual_course.checks.block_probes import (
-    bias_hints,
-    block_call,
-    expect_block_device_and_gradient,
-    expect_params,
-    expect_stride_in_first_3x3,
-    expect_zero_branch_gives,
-)
+from residual_course.checks import block_probes
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.formulas import (
@@ -77,7 +70,7 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
     wider = (c, 2 * c, C, d, 2)
 
     def call(args: tuple[int, ...]) -> str:
-        return block_call(factory, args)
+        return block_probes.block_call(factory, args)
 
     def shape(device: torch.device) -> None:
         for args in (same, wider):
@@ -90,7 +83,7 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
         for args in (same, wider):
             expected = resnext_block_params(*args)
             hints = {
-                **bias_hints(2 * width + args[1], 2 * width + 2 * args[1]),
+                **block_probes.bias_hints(2 * width + args[1], 2 * width + 2 * args[1]),
                 resnext_block_params(*args, groups=1) - expected:
                     f"that is the count of an ordinary 3x3 conv: make it grouped, groups=cardinality ({C})",
             }
@@ -99,7 +92,8 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
                     f"that is the count with groups = channels // cardinality = {width // C}, a widely copied "
                     f"mix-up: cardinality IS the number of groups, so use groups=cardinality ({C}); the 3x3 conv then "
                     f"has 9 * {width} * {width} / {C} weights")
-            expect_params(build(factory, *args, device=device, call=call(args)), expected, call(args), hints)
+            block = build(factory, *args, device=device, call=call(args))
+            block_probes.expect_params(block, expected, call(args), hints)
 
     def groups(device: torch.device) -> None:
         block = build(factory, *same, device=device, call=call(same)).eval()
@@ -126,18 +120,18 @@ def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottl
                 raise PropertyFailed(f"{call(args)}: its shortcut has {extra:,} parameters, expected {wanted:,} "
                                      f"(1x1 conv + BatchNorm): {hints.get(extra, 'compare it with the diagram')}")
             if stride != 1:
-                expect_stride_in_first_3x3(block.eval(), inputs, call(args))
+                block_probes.expect_stride_in_first_3x3(block.eval(), inputs, call(args))
 
     return [
         Property("shape", "output shape, with and without a change of shape", shape),
         Property("parameters", "parameter count matches the formula (grouped 3x3 conv)", parameters),
         Property("groups", "the 3x3 conv that runs has groups == cardinality", groups),
         Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
-                 lambda device: expect_zero_branch_gives(factory, same, device, final_relu=True)),
+                 lambda device: block_probes.expect_zero_branch_gives(factory, same, device, final_relu=True)),
         Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
                  projection),
         Property("device", "runs on the device and passes the gradient to its input",
-                 lambda device: expect_block_device_and_gradient(factory, same, device)),
+                 lambda device: block_probes.expect_block_device_and_gradient(factory, same, device)),
     ]
 
 
@@ -185,7 +179,7 @@ def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: 
 
 def _device_property(factory: ModuleFactory, args: tuple[int, ...], in_channels: int) -> Property:
     """Every DenseNet part must run on the course device and pass the gradient back."""
-    call = block_call(factory, args)
+    call = block_probes.block_call(factory, args)
 
     def on_device(device: torch.device) -> None:
         module = build(factory, *args, device=device, call=call)
@@ -200,14 +194,14 @@ def dense_layer_properties(factory: ModuleFactory, in_channels: int = 10, growth
 
     def concatenation(device: torch.device) -> None:
         for cin in (c, c + k):
-            call = block_call(factory, (cin, k))
+            call = block_probes.block_call(factory, (cin, k))
             _expect_concatenated(build(factory, cin, k, device=device, call=call), cin, k, call, device)
 
     def parameters(device: torch.device) -> None:
         expected = dense_layer_params(c, k)
-        call = block_call(factory, (c, k))
-        expect_params(build(factory, c, k, device=device, call=call), expected, call, {
-            **bias_hints(5 * k),
+        call = block_probes.block_call(factory, (c, k))
+        block_probes.expect_params(build(factory, c, k, device=device, call=call), expected, call, {
+            **block_probes.bias_hints(5 * k),
             2 * c + 9 * c * k - expected: "there is no 1x1 bottleneck: BN-ReLU-conv1x1 to 4 * growth_rate channels "
                                           "comes before the 3x3 conv (DenseNet-BC)",
             2 * k - 2 * c: "the BatchNorms sit after the convs: DenseNet's order is BN-ReLU-conv, so the first "
@@ -226,14 +220,14 @@ def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_chann
                            growth_rate: int = 6) -> list[Property]:
     """Properties of DenseBlock(num_layers, in_channels, growth_rate): out = in + num_layers * growth_rate channels."""
     n, c, k = num_layers, in_channels, growth_rate
-    call = block_call(factory, (n, c, k))
+    call = block_probes.block_call(factory, (n, c, k))
 
     def growth(device: torch.device) -> None:
         _expect_concatenated(build(factory, n, c, k, device=device, call=call), c, n * k, call, device)
 
     def parameters(device: torch.device) -> None:
         expected = dense_block_params(n, c, k)
-        expect_params(build(factory, n, c, k, device=device, call=call), expected, call, {
+        block_probes.expect_params(build(factory, n, c, k, device=device, call=call), expected, call, {
             n * dense_layer_params(c, k) - expected:
                 "every layer has in_channels inputs: layer i must see all the features so far, "
                 "DenseLayer(in_channels + i * growth_rate, growth_rate)",
@@ -249,7 +243,7 @@ def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_chann
 def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_channels: int = 6) -> list[Property]:
     """Properties of Transition(in_channels, out_channels): BN-ReLU-conv1x1-AvgPool2d(2)."""
     c, o = in_channels, out_channels
-    call = block_call(factory, (c, o))
+    call = block_probes.block_call(factory, (c, o))
 
     def downsampling(device: torch.device) -> None:
         transition = build(factory, c, o, device=device, call=call).eval()
@@ -267,8 +261,8 @@ def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_cha
 
     def parameters(device: torch.device) -> None:
         expected = transition_params(c, o)
-        expect_params(build(factory, c, o, device=device, call=call), expected, call, {
-            **bias_hints(o),
+        block_probes.expect_params(build(factory, c, o, device=device, call=call), expected, call, {
+            **block_probes.bias_hints(o),
             2 * o - 2 * c: "the BatchNorm sits after the conv: the order is BN-ReLU-conv1x1-AvgPool2d(2)",
             8 * c * o: "the transition's conv is 1x1, not 3x3",
         })
