@@ -99,19 +99,17 @@ def grade(root: Path, assignment: str, jobs: int, require_gpu: bool, only: list[
 def part_checks(lessons: tuple[str, ...] | None, gpu: bool) -> bool:
     """Part 1: every solution notebook's checks and hidden tests, each printed with the device it ran on."""
     print(f"## 1. checks and hidden tests, {'GPU required' if gpu else 'on the CPU (no GPU here)'}", flush=True)
-    os.environ.update({"RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "Agg"})
-    if gpu:
-        os.environ["RESIDUAL_COURSE_REQUIRE_GPU"] = "1"
+    os.environ.update({"RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "Agg"})  # the later parts run in fast mode too
+    env = gpu_check.GPU_CHECK_ENV if gpu else {}
     all_ok = True
     for path in sorted((REPOSITORY / "solutions").glob("[0-9]*/*.ipynb")):
         if lessons and path.parent.name not in lessons:
             continue
         start = time.perf_counter()
-        ok, lines = gpu_check.run(path)
+        ok, lines = gpu_check.run(path, env)
         all_ok &= ok
         print(f"{path.parent.name}: {'all cells passed' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
         print("\n".join(lines), flush=True)
-    os.environ.pop("RESIDUAL_COURSE_REQUIRE_GPU", None)
     return all_ok
 
 

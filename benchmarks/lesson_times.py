@@ -10,23 +10,19 @@ from pathlib import Path
 
 import nbformat
 import torch
-from nbclient import NotebookClient
-
-from residual_course.runtime import FAST_ENV_VARS
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))  # the grading package is not installed: it runs from the checkout
+
+from autograder.grading.run_notebook import execute_notebook  # noqa: E402
+from residual_course.runtime import FAST_ENV_VARS  # noqa: E402
 
 
 def execute_seconds(path: Path, fast: bool, save_to: Path | None = None) -> float:
     """Execute one notebook top to bottom in a fresh kernel, kernel start included, and time it."""
-    for name in FAST_ENV_VARS:
-        os.environ.pop(name, None)
-    if fast:
-        os.environ["RESIDUAL_COURSE_FAST"] = "1"
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=1800, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    execute_notebook(notebook, path.parent, 1800, {"RESIDUAL_COURSE_FAST": "1"} if fast else {}, unset=FAST_ENV_VARS)
     seconds = time.perf_counter() - start
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from autograder.grading.run_notebook import execute_notebook
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = sorted(p.name for p in (REPOSITORY / "solutions").iterdir() if p.name[:2].isdigit())
@@ -20,18 +19,9 @@ def notebook_path(folder: str, assignment: str) -> Path:
 
 def execute(path: Path, allow_errors: bool, timeout: int = 300) -> nbformat.NotebookNode:
     """Execute a notebook in fast mode with this interpreter's kernel, in the notebook's own folder."""
-    notebook = nbformat.read(path, as_version=4)
-    env_before = dict(os.environ)
-    os.environ.update({"RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    try:
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_before)
-    return notebook
+    env = {"RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    return execute_notebook(nbformat.read(path, as_version=4), path.parent, timeout, env, allow_errors=allow_errors,
+                            interpreter_first_on_path=True)
 
 
 def error_of(cell: nbformat.NotebookNode) -> nbformat.NotebookNode | None:

@@ -1,7 +1,6 @@
 """The Colab path: a fresh environment with only what Colab preinstalls, plus the course package built from this
 checkout, runs every lesson's setup and check cells with no other install (no nbgrader, no test tools)."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -9,9 +8,10 @@ import sys
 import nbformat
 import pytest
 from cases import all_cases
-from nbclient import NotebookClient
 from notebooks import REPOSITORY, error_of, nbgrader_role, text_of
 from test_autograde import make_submission
+
+from autograder.grading.run_notebook import execute_notebook
 
 # What Google Colab ships (and the course relies on); torch/torchvision pinned to the versions on this machine.
 COLAB_PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "numpy", "matplotlib", "ipywidgets", "tqdm", "ipykernel"]
@@ -51,14 +51,8 @@ def test_colab_environment_has_no_course_tooling(colab_kernel):
 @pytest.mark.parametrize("case", all_cases(), ids=lambda case: case.assignment)
 def test_solved_lesson_runs_its_checks_in_the_colab_like_environment(colab_kernel, case, tmp_path):
     notebook = make_submission(case.assignment, ())
-    environment = dict(os.environ)
-    os.environ.update({"JUPYTER_PATH": colab_kernel["jupyter_path"], "RESIDUAL_COURSE_FAST": "1"})
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="colab-like",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(environment)
+    env = {"JUPYTER_PATH": colab_kernel["jupyter_path"], "RESIDUAL_COURSE_FAST": "1"}
+    execute_notebook(notebook, tmp_path, 300, env, kernel_name="colab-like")
     checks = [cell for cell in notebook.cells if nbgrader_role(cell) == "test"]
     assert checks and not any(error_of(cell) for cell in checks)
     assert all("PASS" in text_of(cell) and "FAIL" not in text_of(cell) for cell in checks if "check_" in cell.source)

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
 import torch
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from autograder.grading.limits import WALL_SECONDS
+from autograder.grading.run_notebook import execute_notebook
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHECK_LINE = re.compile(r"^Checking (.+) on (.+)$", re.MULTILINE)
+GPU_CHECK_ENV = {"RESIDUAL_COURSE_REQUIRE_GPU": "1", "RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "Agg"}
 
 
-def run(path: Path) -> tuple[bool, list[str]]:
-    """Execute one notebook with a GPU required; return success and the report lines."""
+def run(path: Path, env: Mapping[str, str] = {}) -> tuple[bool, list[str]]:
+    """Execute one notebook with `env` added (GPU_CHECK_ENV: a GPU required); return success and the report lines."""
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     ok = True
     try:
-        client.execute()
+        # no cell may take longer than a whole notebook may under grading
+        execute_notebook(notebook, path.parent, int(WALL_SECONDS), env, interpreter_first_on_path=True)
     except CellExecutionError as error:
         ok = False
         reason = str(error).strip().splitlines()[-1]
@@ -44,13 +46,11 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("make gpu-check needs a CUDA GPU, and torch sees none here (torch.cuda.is_available() is False).")
         return 1
-    os.environ.update({"RESIDUAL_COURSE_REQUIRE_GPU": "1", "RESIDUAL_COURSE_FAST": "1", "MPLBACKEND": "Agg"})
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     all_ok = True
     for path in sorted((REPOSITORY / "solutions").glob("[0-9]*/*.ipynb")):
         start = time.perf_counter()
-        ok, lines = run(path)
+        ok, lines = run(path, GPU_CHECK_ENV)
         all_ok &= ok
         print(f"{path.parent.name}: {'all cells passed' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
         print("\n".join(lines))
