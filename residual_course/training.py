@@ -60,7 +60,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[fl
 
 
 def fit(
-    model: nn.Module,
+    model: nn.Module | Callable[[], nn.Module],
     data: DataSet,
     epochs: int = 5,
     lr: float = 1e-3,
@@ -81,8 +81,12 @@ def fit(
     `schedule="one-cycle"` anneals `lr` as `OneCycleLR(max_lr=lr)`; `augment` maps a batch of images to new ones on
     their device. `fast_kernels` keeps images and weights channels_last (faster convolutions on CPUs and GPUs) and
     on CUDA trains in bfloat16 autocast. `compile` runs the model through torch.compile; None turns it on where it
-    pays (COMPILE_PAYS_ON).
+    pays (COMPILE_PAYS_ON). `model` may be a function that builds one (a class, a lambda): it is built after seeding
+    with `seed`, so the same call starts from the same weights, with no seeding by hand.
     """
+    if callable(model) and not isinstance(model, nn.Module):
+        seed_everything(seed)
+        model = model()
     _check_is_module(model)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("schedule", schedule, SCHEDULES)
@@ -169,7 +173,7 @@ def _logits(model: nn.Module, images: torch.Tensor, num_classes: int, at_least: 
 def _check_is_module(model: object) -> None:
     """Catch a class or function passed as the model, which would otherwise fail with an AttributeError."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected a model (an nn.Module instance), got {model!r}; a class needs calling: MyNet().")
+        raise TypeError(f"Expected a model (an nn.Module) or a function that builds one, got {model!r}.")
 
 
 def _check_positive(**counts: int) -> None:

@@ -65,6 +65,22 @@ def test_same_seed_gives_identical_histories(fashion: DataSet) -> None:
     assert runs[0] == runs[1]
 
 
+def test_a_model_factory_is_built_after_the_seed_like_a_model_seeded_by_hand(fashion: DataSet) -> None:
+    """fit(Factory) seeds, builds, trains: the run of a model built right after seed_everything(seed), number for
+    number; anything else is refused with what was given."""
+    def small() -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    options = {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "max_steps_per_epoch": 5, "progress": False, "seed": 3}
+    seed_everything(3)
+    by_hand, from_factory = asdict(fit(small(), fashion, **options)), asdict(fit(small, fashion, **options))
+    for run in (by_hand, from_factory):
+        run.pop("seconds"), run.pop("train_seconds")
+    assert from_factory == by_hand
+    with pytest.raises(TypeError, match="or a function that builds one, got 3"):
+        fit(3, fashion)
+
+
 @pytest.mark.parametrize(("given_steps", "expected_steps"), [(None, 30), (7, 7)])
 def test_fast_mode_caps_epochs_and_steps(fashion: DataSet, monkeypatch: pytest.MonkeyPatch,
                                          given_steps: int | None, expected_steps: int) -> None:
