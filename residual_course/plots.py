@@ -36,12 +36,7 @@ def plot_grad_norms(norms: dict[str, list[float]], ax: Axes | None = None, title
     for label, values in norms.items():
         ax.plot(*grad_norm_points(values), marker=".", label=label)
     style_grad_norm_axes(ax)
-    ax.set_xlabel(LAYER_LABEL)
-    ax.set_ylabel(GRAD_NORM_LABEL)
-    if title is not None:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label(ax, LAYER_LABEL, GRAD_NORM_LABEL, title)
 
 
 def grad_norm_points(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,12 +62,7 @@ def plot_update_ratios(ratios: dict[str, list[float]], ax: Axes | None = None, t
         ax.plot(np.arange(1, len(values) + 1), values, label=name)
     ax.axhline(UPDATE_RATIO_GUIDE, color="black", linestyle="--", linewidth=1, label="1e-3 rule of thumb")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
-    ax.set_ylabel("log10(‖ΔW‖ / ‖W‖)")
-    if title is not None:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return _label(ax, "step", "log10(‖ΔW‖ / ‖W‖)", title, legend_size="small")
 
 
 def plot_histograms(histograms: Sequence[Histogram], ax: Axes | None = None, title: str | None = None) -> Axes:
@@ -88,12 +78,7 @@ def plot_histograms(histograms: Sequence[Histogram], ax: Axes | None = None, tit
         edges, counts = np.asarray(histogram.edges), np.asarray(histogram.counts)
         density = counts / max(counts.sum(), 1) / np.diff(edges)
         ax.plot((edges[:-1] + edges[1:]) / 2, density, label=histogram.describe())
-    ax.set_xlabel("value")
-    ax.set_ylabel("density")
-    if title is not None:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+    return _label(ax, "value", "density", title, legend_size="small")
 
 
 def plot_history(histories: dict[str, History], metrics: tuple[str, ...] = ("train_loss", "test_accuracy")) -> Figure:
@@ -234,3 +219,13 @@ def plot_misclassified(images: object, labels: object, predictions: object, clas
         ax.set_title(f"{class_names[true[index]]}\n-> {class_names[predicted[index]]}", fontsize=8)
     fig.suptitle("misclassified: true -> predicted")
     return fig
+
+
+def _label(ax: Axes, xlabel: str, ylabel: str, title: str | None, legend_size: str | None = None) -> Axes:
+    """Axis labels, the optional title and the legend that the course's line plots end with."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    return ax
