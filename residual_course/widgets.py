@@ -121,8 +121,9 @@ class GradientExplorer:
             ax.title.set_text(label)
             ax.set_xlim(0.5, _layer_axis_end(ax, len(values)) + 0.5)
         plotted = np.concatenate([line.get_ydata() for ax in figure.axes for line in ax.get_lines()])
-        kept = self._backgrounds.get(len(norms), ((None,),))[0][0]  # the y limits the kept pixels show
-        figure.axes[0].set_ylim(_y_limits(plotted, kept))  # shared: every panel gets them
+        kept = self._backgrounds.get(len(norms))
+        kept_y = kept[0][0] if kept else None  # the y limits the kept pixels show
+        figure.axes[0].set_ylim(_y_limits(plotted, kept_y))  # shared: every panel gets them
         return figure
 
     def _render_png(self, figure: Figure) -> bytes:
