@@ -6,7 +6,7 @@ from fixtures.residual_blocks import TextbookBasicBlock
 from torch import nn
 
 from residual_course.checks import CheckFailed, check_basic_block
-from residual_course.checks.report import Property, PropertyFailed, describe_error, run_properties
+from residual_course.checks.report import Check, Property, PropertyFailed, describe_error, run_properties
 
 
 def test_unfinished_exercise_is_reported_as_not_implemented(capsys):
@@ -60,3 +60,60 @@ def test_describe_error_points_at_the_learners_line():
     assert sentence.startswith("your code raised RuntimeError")
     assert "torch.zeros(2) + torch.zeros(3)" in sentence
     assert PropertyFailed.__mro__[1] is Exception
+
+
+def counting_check() -> tuple[Check, list]:
+    """A check of two properties that record what they were given: the subject, and the options they name."""
+    seen = []
+    check = Check("thing", "Check a thing.", size=3, scale=1.0)
+
+    @check.property("size", "uses the size")
+    def _size(subject, device, size):
+        seen.append(("size", subject, size))
+
+    @check.property("plain", "takes no option")
+    def _plain(subject, device):
+        seen.append(("plain", subject))
+        if subject == "broken":
+            raise PropertyFailed("it broke")
+
+    return check, seen
+
+
+def test_a_check_runs_its_declared_properties_in_order_with_the_options_each_names(capsys):
+    check, seen = counting_check()
+    assert check.keys() == ["size", "plain"] and check.__doc__ == "Check a thing."
+    check("mine", size=5)
+    assert seen == [("size", "mine", 5), ("plain", "mine")]
+    check("mine", only="size")
+    assert seen[-1] == ("size", "mine", 3)  # the default, filled in
+    assert "Checking thing on" in capsys.readouterr().out  # a subject without __name__ goes by the check's name
+    with pytest.raises(CheckFailed, match="1 of 2 properties of thing failed: plain"):
+        check("broken")
+
+
+def test_a_check_refuses_an_unknown_option_and_a_key_or_option_declared_wrongly():
+    check, _ = counting_check()
+    with pytest.raises(TypeError, match="no option sise; its options are size, scale"):
+        check("mine", sise=5)
+    with pytest.raises(ValueError, match="declared twice"):
+        check.property("size", "again")(lambda subject, device: None)
+    with pytest.raises(ValueError, match="takes options the check does not have"):
+        check.property("width", "needs a width")(lambda subject, device, width: None)
+
+
+def test_a_derived_value_lets_one_test_serve_checks_whose_options_differ():
+    seen = []
+
+    def _shape(subject, device, shape):
+        seen.append((subject, shape))
+
+    square = Check("square", "Check a square.", derived={"shape": lambda side: (side, side)}, side=2)
+    wide = Check("wide", "Check a wide one.", derived={"shape": lambda height: (height, 4 * height)}, height=1)
+    square.property("shape", "has the shape")(_shape)
+    wide.property("shape", "has the shape")(_shape)
+    square("a", side=3)
+    wide("b")
+    assert seen == [("a", (3, 3)), ("b", (1, 4))]
+    with pytest.raises(TypeError, match="no option shape"):
+        square("a", shape=(1, 1))  # derived, never set directly

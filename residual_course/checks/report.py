@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 
@@ -38,7 +40,59 @@ class Property(NamedTuple):
 
     key: str
     description: str
-    test: Callable[[torch.device], None]
+    test: Callable[..., None]  # test(device) once bound to a subject; test(subject, device, **options) as declared
+
+
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+class Check:
+    """A learner-facing check: its properties, each declared once beside its test, and the options they share.
+
+    A test is `test(subject, device, **options)` and receives the options its signature names, the check's
+    defaults filled in, and any `derived` value, computed from the options (so one test can serve two checks
+    whose options differ). Calling the check runs its properties: `check_plain_mlp(plain_mlp, only=["depth"])`.
+    """
+
+    def __init__(self, subject: str, doc: str, derived: dict[str, Callable[..., object]] | None = None,
+                 **defaults: object) -> None:
+        self.subject, self.defaults, self.__doc__ = subject, defaults, doc
+        self.derived = derived or {}
+        self.properties: list[Property] = []
+
+    def property(self, key: str, description: str) -> Callable[[Test], Test]:
+        """Declare the decorated test as property `key`; the test is returned as it was, for other checks to use."""
+        def declare(test: Test) -> Test:
+            if key in self.keys():
+                raise ValueError(f"{self.subject}: property {key!r} is declared twice")
+            if not set(_option_names(test)) <= set(self.defaults) | set(self.derived):
+                raise ValueError(f"{self.subject}: property {key!r} takes options the check does not have")
+            self.properties.append(Property(key, description, test))
+            return test
+        return declare
+
+    def keys(self) -> list[str]:
+        """The keys a grade cell may name in `only=`, in the order the properties run."""
+        return [prop.key for prop in self.properties]
+
+    def __call__(self, subject: object, only: str | Sequence[str] | None = None, **options: object) -> None:
+        """Run the properties (those named in `only`) on the learner's subject, with these options."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise TypeError(f"this check takes no option {', '.join(unknown)}; its options are "
+                            f"{', '.join(self.defaults) or 'none'}")
+        settings = self.defaults | options
+        for name, derive in self.derived.items():
+            settings[name] = derive(**{option: settings[option] for option in inspect.signature(derive).parameters})
+        bound = [prop._replace(test=functools.partial(prop.test, subject, **{
+                     name: settings[name] for name in _option_names(prop.test)}))
+                 for prop in self.properties]
+        run_properties(getattr(subject, "__name__", self.subject), bound, only)
+
+
+def _option_names(test: Callable[..., None]) -> list[str]:
+    """The options a property's test takes: its parameters after the subject and the device."""
+    return list(inspect.signature(test).parameters)[2:]
 
 
 @contextlib.contextmanager
