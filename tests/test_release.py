@@ -52,9 +52,9 @@ def test_notebooks_are_committed_without_outputs(folder):
             assert not cell.get("outputs") and not cell.get("execution_count"), f"{folder}/{assignment} has outputs"
 
 
-def named_property_keys(source: str) -> list[tuple[str, list[str], dict]]:
-    """Every `check_<name>(subject, ..., only=<literal>)` call of a notebook cell: (name, keys, other literal
-    keyword arguments). IPython's magics and shell lines become `pass`, so the cell parses as Python."""
+def named_property_keys(source: str) -> list[tuple[str, list[str]]]:
+    """Every `check_<name>(subject, ..., only=<literal>)` call of a notebook cell: (name, keys). IPython's magics
+    and shell lines become `pass`, so the cell parses as Python."""
     import ast
 
     lines = source.splitlines()
@@ -64,38 +64,27 @@ def named_property_keys(source: str) -> list[tuple[str, list[str], dict]]:
     for node in ast.walk(ast.parse(code)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")):
             continue
-        keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        if "only" in keywords:
-            only = ast.literal_eval(keywords.pop("only"))
-            options = {name: ast.literal_eval(value) for name, value in keywords.items()
-                       if isinstance(value, ast.Constant)}
-            calls.append((node.func.id, [only] if isinstance(only, str) else list(only), options))
+        only = next((k.value for k in node.keywords if k.arg == "only"), None)
+        if only is not None:
+            keys = ast.literal_eval(only)
+            calls.append((node.func.id, [keys] if isinstance(keys, str) else list(keys)))
     return calls
 
 
-def declared_keys(check_name: str, options: dict) -> list[str]:
-    """The keys a check declares: the Property keys of the properties function its body calls, built for
-    placeholder arguments (building a property list runs nothing)."""
+def declared_keys(check_name: str) -> list[str]:
+    """The keys the check of that name declares (its properties, declared once each beside their tests)."""
     import importlib
-    import inspect
     import pkgutil
-    import re
 
     import residual_course.checks as checks
+    from residual_course.checks.report import Check
 
     for info in pkgutil.iter_modules(checks.__path__):
-        module = importlib.import_module(f"residual_course.checks.{info.name}")
-        check = getattr(module, check_name, None)
+        check = getattr(importlib.import_module(f"residual_course.checks.{info.name}"), check_name, None)
         if check is not None:
-            break
-    else:
-        raise AssertionError(f"no check named {check_name} in residual_course.checks")
-    (properties_name,) = set(re.findall(r"\b(\w+_properties)\(", inspect.getsource(check))) - {"run_properties"}
-    properties = getattr(inspect.getmodule(check), properties_name)
-    accepted = list(inspect.signature(properties).parameters.values())[1:]
-    placeholders = {p.name: None for p in accepted if p.default is p.empty}  # what the check is given at run time
-    chosen = {name: value for name, value in options.items() if name in {p.name for p in accepted}}
-    return [prop.key for prop in properties(None, **placeholders | chosen)]
+            assert isinstance(check, Check), f"{check_name} is called with only= but declares no property keys"
+            return check.keys()
+    raise AssertionError(f"no check named {check_name} in residual_course.checks")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -106,8 +95,8 @@ def test_every_property_key_a_solution_selects_is_declared_by_its_check(assignme
     for cell in notebook["cells"]:
         if cell["cell_type"] != "code":
             continue
-        for name, keys, options in named_property_keys("".join(cell["source"])):
-            unknown = set(keys) - set(declared_keys(name, options))
+        for name, keys in named_property_keys("".join(cell["source"])):
+            unknown = set(keys) - set(declared_keys(name))
             assert not unknown, f"{assignment}: {name}(only=...) names {sorted(unknown)}, which {name} does not declare"
 
 
@@ -118,5 +107,5 @@ def test_the_key_contract_sees_the_grade_cells_and_a_renamed_key():
     sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
     calls = [call for source in sources for call in named_property_keys(source)]
     assert len(calls) >= 50
-    (name, keys, options), = named_property_keys('check_basic_block(BasicBlock, only=["identity", "relu before add"])')
-    assert set(keys) - set(declared_keys(name, options)) == {"relu before add"}
+    (name, keys), = named_property_keys('check_basic_block(BasicBlock, only=["identity", "relu before add"])')
+    assert set(keys) - set(declared_keys(name)) == {"relu before add"}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.report import Check, PropertyFailed
 from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.probes import trace_forward
 from residual_course.training import History
@@ -33,6 +33,10 @@ def kaiming_std(fan_in: int) -> float:
 
 
 # ---------------------------------------------------------------- BatchNorm
+
+check_batch_norm = Check("BatchNorm", "Check a learner's BatchNorm(num_features, eps=1e-5, momentum=0.1) on (N, C) "
+                         "inputs against nn.BatchNorm1d and print one PASS/FAIL line per property.")
+
 
 def _pair(factory: BatchNormFactory, features: int, device: torch.device,
           **options: float) -> tuple[nn.Module, nn.Module]:
@@ -53,6 +57,7 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, atol=TOLERANCE, rtol=1e-4)
 
 
+@check_batch_norm.property("train", "train(): normalises with the batch's mean and variance, then scales and shifts")
 def _expect_train_output(factory: BatchNormFactory, device: torch.device) -> None:
     """In train() mode: batch mean and biased batch variance, eps inside the square root, then gamma and beta."""
     yours, reference = _pair(factory, 6, device)
@@ -83,6 +88,8 @@ def _expect_train_output(factory: BatchNormFactory, device: torch.device) -> Non
                          "with the batch's mean and (biased) variance per feature")
 
 
+@check_batch_norm.property("running", "train() updates running estimates like nn.BatchNorm1d (momentum, unbiased "
+                           "variance)")
 def _expect_running_estimates(factory: BatchNormFactory, device: torch.device) -> None:
     """After train() batches, eval() outputs use running estimates updated like BatchNorm's (momentum, unbiased)."""
     for momentum in (0.1, 0.3):
@@ -126,6 +133,7 @@ def _running_hint(module: nn.Module, batches: list[Tensor], probe: Tensor, momen
             "running = (1 - momentum) * running + momentum * batch statistic (the unbiased variance)")
 
 
+@check_batch_norm.property("eval", "eval(): one example's output ignores the rest of the batch")
 def _expect_eval_independence(factory: BatchNormFactory, device: torch.device) -> None:
     """In eval() mode one example's output does not depend on the rest of the batch."""
     yours, _ = _pair(factory, 4, device)
@@ -140,6 +148,7 @@ def _expect_eval_independence(factory: BatchNormFactory, device: torch.device) -
                              "changes: eval() uses the running estimates, never the batch's statistics")
 
 
+@check_batch_norm.property("parameters", "learnable gamma and beta, running estimates as buffers")
 def _expect_learnable_affine(factory: BatchNormFactory, device: torch.device) -> None:
     """gamma and beta are parameters of shape (C,) that get gradients; the running estimates move with .to()."""
     yours, _ = _pair(factory, 6, device)
@@ -158,32 +167,19 @@ def _expect_learnable_affine(factory: BatchNormFactory, device: torch.device) ->
                              "self.register_buffer(...), so that .to(device) moves them and state_dict saves them")
 
 
-def batch_norm_properties(factory: BatchNormFactory) -> list[Property]:
-    """Properties of BatchNorm(num_features, eps=1e-5, momentum=0.1) on (N, C) inputs."""
-    def device_property(device: torch.device) -> None:
-        yours, _ = _pair(factory, 6, device)
-        expect_device_and_gradient(yours.train(), _batches(device, 6, count=1)[0], device,
-                                   f"{name_of(factory, 'BatchNorm')}(6)")
-
-    return [
-        Property("train", "train(): normalises with the batch's mean and variance, then scales and shifts",
-                 lambda d: _expect_train_output(factory, d)),
-        Property("running", "train() updates running estimates like nn.BatchNorm1d (momentum, unbiased variance)",
-                 lambda d: _expect_running_estimates(factory, d)),
-        Property("eval", "eval(): one example's output ignores the rest of the batch",
-                 lambda d: _expect_eval_independence(factory, d)),
-        Property("parameters", "learnable gamma and beta, running estimates as buffers",
-                 lambda d: _expect_learnable_affine(factory, d)),
-        Property("device", "runs on the device and passes the gradient to its input", device_property),
-    ]
-
-
-def check_batch_norm(factory: BatchNormFactory, only: str | list[str] | None = None) -> None:
-    """Check a learner's BatchNorm against nn.BatchNorm1d and print one PASS/FAIL line per property."""
-    run_properties(name_of(factory, "BatchNorm"), batch_norm_properties(factory), only)
+@check_batch_norm.property("device", "runs on the device and passes the gradient to its input")
+def _expect_batch_norm_on_device(factory: BatchNormFactory, device: torch.device) -> None:
+    """Parameters, buffers and output live on the course device, and the loss gradient reaches the input."""
+    yours, _ = _pair(factory, 6, device)
+    expect_device_and_gradient(yours.train(), _batches(device, 6, count=1)[0], device,
+                               f"{name_of(factory, 'BatchNorm')}(6)")
 
 
 # ---------------------------------------------------------------- plain_mlp
+
+check_plain_mlp = Check("plain_mlp", "Check a learner's plain_mlp(depth, width) (Flatten, (depth - 1) x "
+                        "[Linear-BN-ReLU], Linear to 10, Kaiming init) and print one PASS/FAIL line per property.")
+
 
 def _call(builder: ModelBuilder, depth: int, width: int) -> str:
     """The learner's call, for messages: plain_mlp(5, 16)."""
@@ -200,6 +196,7 @@ def _linear_calls(model: nn.Module, inputs: Tensor) -> list:
     return trace_forward(model, inputs, (nn.Linear,))
 
 
+@check_plain_mlp.property("depth", "`depth` Linear layers, 784 -> width -> ... -> 10, output (N, 10)")
 def _expect_depth(builder: ModelBuilder, device: torch.device) -> None:
     """`depth` Linear layers run, 784 -> width -> ... -> width -> 10, and the output is (N, 10)."""
     for depth, width in ((5, 16), (2, 16), (8, 32)):
@@ -223,6 +220,7 @@ def _expect_depth(builder: ModelBuilder, device: torch.device) -> None:
                                  "`width` units")
 
 
+@check_plain_mlp.property("units", "each hidden Linear is followed by BatchNorm1d, then ReLU")
 def _expect_units(builder: ModelBuilder, device: torch.device) -> None:
     """Each hidden Linear is followed by BatchNorm1d, then ReLU; the output Linear by nothing."""
     depth, width = 5, 16
@@ -244,6 +242,7 @@ def _expect_units(builder: ModelBuilder, device: torch.device) -> None:
                              "Linear -> BatchNorm1d -> ReLU, so the next layer sees the ReLU's output")
 
 
+@check_plain_mlp.property("no skip", "plain: zeroing a middle layer cuts every path from input to output")
 def _expect_no_skip(builder: ModelBuilder, device: torch.device) -> None:
     """With one middle Linear layer zeroed, every input gives the same output: nothing bypasses a layer."""
     depth, width = 6, 16
@@ -259,6 +258,7 @@ def _expect_no_skip(builder: ModelBuilder, device: torch.device) -> None:
                              "layer's output (no x + f(x), no concatenation)")
 
 
+@check_plain_mlp.property("init", "Kaiming init: weight std sqrt(2 / fan_in), zero biases")
 def _expect_kaiming_init(builder: ModelBuilder, device: torch.device) -> None:
     """Every Linear weight has std sqrt(2 / fan_in) (Kaiming, ReLU gain) and mean 0; every bias is 0."""
     depth, width = 4, 128
@@ -282,26 +282,11 @@ def _expect_kaiming_init(builder: ModelBuilder, device: torch.device) -> None:
             raise PropertyFailed(f"{where} has non-zero biases: start them at zero with nn.init.zeros_(bias)")
 
 
+@check_plain_mlp.property("device", "runs on the device and passes the gradient to its input")
 def _expect_device_and_gradient(builder: ModelBuilder, device: torch.device) -> None:
     """Parameters and output live on the course device, and the loss gradient reaches the input."""
     model = _build(builder, 4, 16, device)
     expect_device_and_gradient(model, random_tensor(device, 16, 1, 28, 28), device, _call(builder, 4, 16))
-
-
-def plain_mlp_properties(builder: ModelBuilder) -> list[Property]:
-    """Properties of plain_mlp(depth, width): Flatten, (depth - 1) x [Linear-BN-ReLU], Linear to 10, Kaiming init."""
-    return [
-        Property("depth", "`depth` Linear layers, 784 -> width -> ... -> 10, output (N, 10)",
-                 lambda d: _expect_depth(builder, d)),
-        Property("units", "each hidden Linear is followed by BatchNorm1d, then ReLU",
-                 lambda d: _expect_units(builder, d)),
-        Property("no skip", "plain: zeroing a middle layer cuts every path from input to output",
-                 lambda d: _expect_no_skip(builder, d)),
-        Property("init", "Kaiming init: weight std sqrt(2 / fan_in), zero biases",
-                 lambda d: _expect_kaiming_init(builder, d)),
-        Property("device", "runs on the device and passes the gradient to its input",
-                 lambda d: _expect_device_and_gradient(builder, d)),
-    ]
 
 
 # ---------------------------------------------------------------- diagnose
@@ -354,21 +339,17 @@ def _overfitting_cases() -> list[tuple[str, History, History, str]]:
     ]
 
 
-def diagnosis_properties(function: Diagnosis) -> list[Property]:
-    """Properties of diagnose(shallow, deep) -> "degradation" | "overfitting" | "deeper is better"."""
-    return [
-        Property("degradation", "a deeper net with the higher final training loss is degradation",
-                 lambda d: _expect_diagnoses(function, _degradation_cases())),
-        Property("overfitting", "a deeper net that trains as well but tests worse is overfitting, else better",
-                 lambda d: _expect_diagnoses(function, _overfitting_cases())),
-    ]
+check_diagnose = Check("diagnose", "Check a learner's diagnose(shallow, deep) -> \"degradation\" | \"overfitting\" | "
+                       "\"deeper is better\" and print one PASS/FAIL line per property.")
 
 
-def check_plain_mlp(builder: ModelBuilder, only: str | list[str] | None = None) -> None:
-    """Check a learner's plain network builder and print one PASS/FAIL line per property."""
-    run_properties(name_of(builder, "plain_mlp"), plain_mlp_properties(builder), only)
+@check_diagnose.property("degradation", "a deeper net with the higher final training loss is degradation")
+def _expect_degradation_diagnosed(function: Diagnosis, device: torch.device) -> None:
+    """Deep trains worse at the end: degradation, whatever the first epoch or the test loss did."""
+    _expect_diagnoses(function, _degradation_cases())
 
 
-def check_diagnose(function: Diagnosis, only: str | list[str] | None = None) -> None:
-    """Check a learner's degradation/overfitting diagnosis and print one PASS/FAIL line per property."""
-    run_properties(name_of(function, "diagnose"), diagnosis_properties(function), only)
+@check_diagnose.property("overfitting", "a deeper net that trains as well but tests worse is overfitting, else better")
+def _expect_overfitting_diagnosed(function: Diagnosis, device: torch.device) -> None:
+    """Deep trains at least as well: overfitting when it tests worse, deeper is better otherwise."""
+    _expect_diagnoses(function, _overfitting_cases())
