@@ -133,3 +133,18 @@ def test_the_identity_prediction_is_judged_by_the_trained_stack(capsys):
     printed = failed(check_identity_prediction, ResidualUnit, torch.device("cpu"), prediction="barely beats the mean",
                      capsys=capsys)
     assert "i.e. 'copies it'" in printed
+
+
+def test_every_prediction_check_has_its_exercise_and_every_exercise_its_check():
+    """The wording lives in predictions.toml: a check without an entry, or an entry no check reads, fails here."""
+    import tomllib
+    from pathlib import Path
+
+    import residual_course.checks.predictions as predictions
+
+    exercises = tomllib.loads((Path(predictions.__file__).parent / "predictions.toml").read_text())
+    checks = {name.removeprefix("check_") for name in vars(predictions) if name.startswith("check_")}
+    assert set(exercises) == checks
+    for name, spec in exercises.items():
+        assert {"title", "names", "what", "why"} <= set(spec) <= {"title", "names", "what", "why", "tolerance"}, name
+        assert len(spec["names"]) == 2, name

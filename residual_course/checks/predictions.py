@@ -1,10 +1,16 @@
-"""Predict, measure, explain: the learner's prediction and measurement, each against the check's own measurement."""
+"""Predict, measure, explain: the learner's prediction and measurement, each against the check's own measurement.
+
+Each exercise's wording (its two variables, what they hold, the tolerance, the explanation) is data, in
+predictions.toml beside this module; the code here measures and decides.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -78,10 +84,19 @@ def prediction_properties(prediction: object, measurement: object, reference: Ca
     return [prop for prop, is_given in zip(properties, given, strict=True) if is_given]
 
 
-def _check(subject: str, prediction: object, measurement: object, reference: Callable[[], float],
-           **spec: object) -> None:
-    """Check whichever of the learner's prediction and measurement a graded cell gives, and report under `subject`."""
-    run_properties(subject, prediction_properties(prediction, measurement, reference, **spec))
+@functools.cache
+def _exercises() -> dict[str, dict]:
+    """Each exercise's variables, wording, tolerance and explanation (predictions.toml, beside this module)."""
+    return tomllib.loads((Path(__file__).parent / "predictions.toml").read_text(encoding="utf-8"))
+
+
+def _check(exercise: str, prediction: object, measurement: object, reference: Callable[[], float],
+           choices: dict[str, Callable[[float], bool]] | None = None) -> None:
+    """Check whichever of the learner's prediction and measurement a graded cell gives for one exercise."""
+    spec = dict(_exercises()[exercise])
+    title, names = spec.pop("title"), tuple(spec.pop("names"))
+    run_properties(title, prediction_properties(prediction, measurement, reference, names=names, choices=choices,
+                                                **spec))
 
 
 def check_initial_loss(model_class: Callable[[], nn.Module], images: Tensor, labels: Tensor, *,
@@ -93,12 +108,7 @@ def check_initial_loss(model_class: Callable[[], nn.Module], images: Tensor, lab
         with torch.no_grad():
             return F.cross_entropy(model(images), labels).item()
 
-    _check(
-        "the untrained loss", prediction, measurement,
-        reference, names=("predicted_initial_loss", "initial_loss"),
-        what="the mean cross-entropy of an untrained MLP() on the images", tolerance=0.05,
-        why="an untrained network's logits are small and alike, so softmax gives each of the 10 classes about 1/10, "
-            "and the loss -log p(true class) is about -log(1/10) = log 10 = 2.30 for every image")
+    _check("initial_loss", prediction, measurement, reference)
 
 
 def signal_decay(model: nn.Module, images: Tensor, labels: Tensor) -> float:
@@ -110,13 +120,7 @@ def signal_decay(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 def check_signal_decay(model: nn.Module, images: Tensor, labels: Tensor, *, prediction: object = UNSET,
                        measurement: object = UNSET) -> None:
     """Lesson 01: the per-layer decay of a sigmoid network's backward signal, predicted and measured."""
-    _check(
-        "the decay per layer", prediction, measurement,
-        lambda: signal_decay(model, images, labels),
-        names=("predicted_decay", "measured_decay"),
-        what="the backward signal's decay per layer, from the last layer to the first", tolerance=0.1,
-        why="each layer multiplies the signal by a sigmoid slope, at most 1/4 and near it at this init, and by "
-            "W^T, whose gain is sqrt(fan_in) times the weights' standard deviation: sqrt(64) / sqrt(3 * 64) = 0.58")
+    _check("signal_decay", prediction, measurement, lambda: signal_decay(model, images, labels))
 
 
 SIGNAL_DIRECTIONS = {  # a factor per layer, from the last layer to the first
@@ -130,14 +134,8 @@ def check_signal_growth(model: nn.Module, images: Tensor, labels: Tensor, *, pre
                         measurement: object = UNSET) -> None:
     """Lesson 02: does the backward signal of a deep Kaiming + BatchNorm network shrink, stay or grow toward the
     input? Predicted as a choice, measured as the factor per layer."""
-    _check(
-        "the signal's direction", prediction, measurement,
-        lambda: signal_decay(model.train(), images, labels),
-        names=("predicted_direction", "measured_factor"),
-        what="the backward signal's factor per layer, from the last layer to the first", choices=SIGNAL_DIRECTIONS,
-        why="Kaiming init keeps the signal's size through each Linear + ReLU, and BatchNorm, dividing by the batch's "
-            "standard deviation, adds a factor of about sqrt(pi / (pi - 1)) = 1.21 per layer (Yang et al. 2019): "
-            "nothing vanishes, the signal grows toward the input")
+    _check("signal_growth", prediction, measurement, lambda: signal_decay(model.train(), images, labels),
+           choices=SIGNAL_DIRECTIONS)
 
 
 def last_stage_share() -> float:
@@ -148,14 +146,7 @@ def last_stage_share() -> float:
 
 def check_last_stage_share(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
     """Lesson 05: the share of ResNet-18's parameters in its last stage, predicted and measured."""
-    _check(
-        "where ResNet-18's parameters live", prediction, measurement,
-        last_stage_share, names=("predicted_share", "measured_share"),
-        what="the fraction of ResNet-18's parameters in its last stage (layer4)", tolerance=0.15,
-        why="a 3x3 convolution costs 9 * C_in * C_out parameters, so each doubling of the width quadruples a layer's "
-            "cost: the 512-channel stage outweighs the three before it together (64, 128, 256 channels: 1 + 4 + 16 "
-            "against 64, in those units). Its compute is not larger, though: its maps are 7x7, a quarter of the "
-            "previous stage's area, so every stage costs about the same multiply-adds")
+    _check("last_stage_share", prediction, measurement, last_stage_share)
 
 
 def grouped_share() -> float:
@@ -166,13 +157,7 @@ def grouped_share() -> float:
 
 def check_grouped_share(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
     """Lesson 07: the grouped 3x3 convolution's share of a ResNeXt block's conv weights, predicted and measured."""
-    _check(
-        "the grouped convolution's share", prediction, measurement,
-        grouped_share, names=("predicted_grouped_share", "measured_grouped_share"),
-        what="the 3x3 convolution's share of the conv weights of resnext50_32x4d's layer1[1]", tolerance=0.15,
-        why="the two 1x1 convolutions cost 256 * 128 weights each, while 32 groups divide the 3x3's 9 * 128 * 128 by "
-            "32: 4,608 of 70,144 weights. Grouping makes the 3x3, the only layer that sees neighbouring pixels, "
-            "nearly free, which is how ResNeXt affords a wider block on ResNet-50's budget")
+    _check("grouped_share", prediction, measurement, grouped_share)
 
 
 IDENTITY_OUTCOMES = {  # the plain stack's error, as a fraction of the error of answering each feature's mean
@@ -192,15 +177,8 @@ def check_identity_prediction(make_plain_block: Callable[[int], nn.Module], devi
                               prediction: object = UNSET, measurement: object = UNSET) -> None:
     """Lesson 03: can a plain stack of 20 layers learn to copy its input in 200 steps? Predicted as a choice,
     measured as its error relative to answering the mean."""
-    _check(
-        "your prediction for the plain stack", prediction, measurement,
-        lambda: _plain_identity_fraction(make_plain_block, device),
-        names=("predicted_plain_identity", "measured_plain_fraction"),
-        what="the plain stack's error after training, as a fraction of IDENTITY_BASELINE", choices=IDENTITY_OUTCOMES,
-        why="to copy its input, every one of the 20 layers must pass it on exactly, and from a random start no layer "
-            "is near that: the identity is one precise point in each layer's weights, reached only if all of them "
-            "find it together, through BatchNorm and ReLUs that reshape everything. A residual block starts there "
-            "as soon as its branch outputs zero")
+    _check("identity_prediction", prediction, measurement, lambda: _plain_identity_fraction(make_plain_block, device),
+           choices=IDENTITY_OUTCOMES)
 
 
 STACK_OUTCOMES = {  # the first conv's weight-gradient norm over the last conv's
@@ -214,12 +192,5 @@ def check_plain_stack_prediction(make_plain_block: Callable[[int, int], nn.Modul
                                  prediction: object = UNSET, measurement: object = UNSET) -> None:
     """Lesson 04: in a stack of 30 plain conv-BN-ReLU blocks, is the first conv's gradient smaller, about the same
     or larger than the last's? Predicted as a choice, measured as the ratio."""
-    _check(
-        "your prediction for the plain stack", prediction, measurement,
-        lambda: stack_gradient_ratio(make_plain_block, device=device),
-        names=("predicted_plain_stack", "measured_plain_ratio"),
-        what="the first conv's weight-gradient norm over the last conv's in the 30-block plain stack",
-        choices=STACK_OUTCOMES,
-        why="as in lesson 02's fully connected network, every BatchNorm divides by its batch's standard deviation and "
-            "the backward signal grows by about 1.2 per layer toward the input; over 60 convolutions that is "
-            "some ten thousand times. Without shortcuts, nothing holds the product of the layers' factors near 1")
+    _check("plain_stack_prediction", prediction, measurement,
+           lambda: stack_gradient_ratio(make_plain_block, device=device), choices=STACK_OUTCOMES)
