@@ -301,42 +301,33 @@ def synthetic_history(train_loss: list[float], test_loss: list[float]) -> Histor
                    test_accuracy=[math.exp(-loss) for loss in test_loss])
 
 
-def _expect_diagnoses(function: Diagnosis, cases: list[tuple[str, History, History, str]]) -> None:
-    """Run each (description, shallow, deep, expected) case and explain the first wrong answer."""
-    for description, shallow, deep, expected in cases:
-        got = function(shallow, deep)
+# (expected diagnosis, what differs, shallow net's (train, test) losses per epoch, deep net's)
+_SHALLOW = ([0.9, 0.5, 0.3], [0.9, 0.6, 0.45])
+_DIAGNOSES = [
+    (DEGRADATION, "train loss 0.70 vs 0.30 at the end, test loss higher too",
+     _SHALLOW, ([1.5, 1.0, 0.7], [1.5, 1.0, 0.75])),
+    (DEGRADATION, "train loss 0.40 vs 0.30 at the end, though it started lower",
+     ([1.2, 0.6, 0.3], [1.2, 0.7, 0.45]), ([1.0, 0.6, 0.4], [1.0, 0.6, 0.50])),
+    (OVERFITTING, "train loss 0.05 vs 0.30 at the end, test loss 0.80 vs 0.45",
+     _SHALLOW, ([0.8, 0.2, 0.05], [0.7, 0.6, 0.8])),
+    (OVERFITTING, "train loss 0.20 vs 0.30 at the end, though it started higher; test loss 0.60 vs 0.45",
+     _SHALLOW, ([1.4, 0.7, 0.2], [1.4, 0.8, 0.6])),
+    (HEALTHY, "train loss 0.20 vs 0.30 and test loss 0.35 vs 0.45 at the end",
+     _SHALLOW, ([0.8, 0.4, 0.2], [0.8, 0.5, 0.35])),
+]
+
+
+def _expect_diagnoses(function: Diagnosis, degradation: bool) -> None:
+    """Run the degradation cases (or the others) and explain the first wrong answer."""
+    for expected, description, shallow, deep in _DIAGNOSES:
+        if (expected == DEGRADATION) != degradation:
+            continue
+        got = function(synthetic_history(*shallow), synthetic_history(*deep))
         if got != expected:
             raise PropertyFailed(
-                f"{description}: expected {expected!r}, got {got!r}. Compare the FINAL training losses first: a "
-                "deeper net that fits its training data worse is degradation; one that fits it as well or better "
+                f"deep: {description}: expected {expected!r}, got {got!r}. Compare the FINAL training losses first: "
+                "a deeper net that fits its training data worse is degradation; one that fits it as well or better "
                 "but does worse on test data is overfitting; otherwise the deeper net is better")
-
-
-def _degradation_cases() -> list[tuple[str, History, History, str]]:
-    """Deep trains worse at the end, and tests worse too (whatever the first epoch did)."""
-    return [
-        ("deep: train loss 0.70 vs 0.30 at the end, test loss higher too",
-         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([1.5, 1.0, 0.7], [1.5, 1.0, 0.75]),
-         DEGRADATION),
-        ("deep: train loss 0.40 vs 0.30 at the end, though it started lower",
-         synthetic_history([1.2, 0.6, 0.3], [1.2, 0.7, 0.45]), synthetic_history([1.0, 0.6, 0.4], [1.0, 0.6, 0.50]),
-         DEGRADATION),
-    ]
-
-
-def _overfitting_cases() -> list[tuple[str, History, History, str]]:
-    """Deep trains at least as well; it tests worse (overfitting) or not (healthy)."""
-    return [
-        ("deep: train loss 0.05 vs 0.30 at the end, test loss 0.80 vs 0.45",
-         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([0.8, 0.2, 0.05], [0.7, 0.6, 0.8]),
-         OVERFITTING),
-        ("deep: train loss 0.20 vs 0.30 at the end, though it started higher; test loss 0.60 vs 0.45",
-         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([1.4, 0.7, 0.2], [1.4, 0.8, 0.6]),
-         OVERFITTING),
-        ("deep: train loss 0.20 vs 0.30 and test loss 0.35 vs 0.45 at the end",
-         synthetic_history([0.9, 0.5, 0.3], [0.9, 0.6, 0.45]), synthetic_history([0.8, 0.4, 0.2], [0.8, 0.5, 0.35]),
-         HEALTHY),
-    ]
 
 
 check_diagnose = Check("diagnose", "Check a learner's diagnose(shallow, deep) -> \"degradation\" | \"overfitting\" | "
@@ -346,10 +337,10 @@ check_diagnose = Check("diagnose", "Check a learner's diagnose(shallow, deep) ->
 @check_diagnose.property("degradation", "a deeper net with the higher final training loss is degradation")
 def _expect_degradation_diagnosed(function: Diagnosis, device: torch.device) -> None:
     """Deep trains worse at the end: degradation, whatever the first epoch or the test loss did."""
-    _expect_diagnoses(function, _degradation_cases())
+    _expect_diagnoses(function, degradation=True)
 
 
 @check_diagnose.property("overfitting", "a deeper net that trains as well but tests worse is overfitting, else better")
 def _expect_overfitting_diagnosed(function: Diagnosis, device: torch.device) -> None:
     """Deep trains at least as well: overfitting when it tests worse, deeper is better otherwise."""
-    _expect_diagnoses(function, _overfitting_cases())
+    _expect_diagnoses(function, degradation=False)
