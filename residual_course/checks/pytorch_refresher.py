@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.report import Check, PropertyFailed
 from residual_course.checks.subjects import Clash, build, expect_on_device, name_of, random_tensor, run
 from residual_course.formulas import mlp_params
 
@@ -22,6 +22,11 @@ TrainEpoch = Callable[..., object]  # train_epoch(model, optimizer, images, labe
 
 
 # ---------------------------------------------------------------- MLP
+
+check_mlp = Check("MLP", "Check a learner's MLP(in_features=784, hidden_features=(256, 128), num_classes=10) "
+                  "(images or vectors in, a ReLU between Linear layers, raw logits out, on the device) and print "
+                  "one PASS/FAIL line per property.")
+
 
 _SIZE_CLASH = Clash(("shapes cannot be multiplied", "size mismatch"), "at a Linear layer",
                     "flatten each image to a vector first (nn.Flatten() or x.flatten(1)), and chain the layer sizes "
@@ -39,6 +44,7 @@ def _run(model: nn.Module, inputs: Tensor, call: str) -> Tensor:
     return run(model, inputs, call, [_SIZE_CLASH], returns="the logits tensor")
 
 
+@check_mlp.property("shape", "(N, 1, 28, 28) images and (N, 784) vectors give (N, num_classes)")
 def _expect_mlp_shapes(factory: ModelFactory, device: torch.device) -> None:
     """Images and flat vectors both give one row of num_classes logits per example."""
     model = _build_mlp(factory, device)
@@ -54,6 +60,7 @@ def _expect_mlp_shapes(factory: ModelFactory, device: torch.device) -> None:
                              "constructor's in_features, hidden_features and num_classes, not fixed sizes")
 
 
+@check_mlp.property("parameters", "parameter count = sum of (a + 1) * b over consecutive layer sizes")
 def _expect_mlp_params(factory: ModelFactory, device: torch.device) -> None:
     """The parameter count equals the formula for the default sizes and for other sizes."""
     for kwargs in ({}, {"in_features": 12, "hidden_features": (7, 5, 9), "num_classes": 3}):
@@ -87,6 +94,7 @@ def _centred_scores(output: Tensor) -> Tensor:
     return output - output.mean(dim=1, keepdim=True)
 
 
+@check_mlp.property("relu", "a ReLU between consecutive Linear layers")
 def _expect_relu_between_layers(factory: ModelFactory, device: torch.device) -> None:
     """With biases zeroed a ReLU MLP is positively homogeneous, f(2x) = 2 f(x), but not linear: f(-x) != -f(x)."""
     model = copy.deepcopy(_build_mlp(factory, device, in_features=12, hidden_features=(16, 16), num_classes=5))
@@ -106,6 +114,7 @@ def _expect_relu_between_layers(factory: ModelFactory, device: torch.device) -> 
                              "sigmoid or tanh) between the Linear layers")
 
 
+@check_mlp.property("logits", "returns raw logits (no softmax, log_softmax or ReLU at the end)")
 def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
     """The output is raw scores: not probabilities, not log-probabilities, free to be negative."""
     model = _build_mlp(factory, device)
@@ -125,6 +134,7 @@ def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
                              "must be free to be negative: end with the last Linear layer")
 
 
+@check_mlp.property("gradient", "the loss gradient reaches the first layer")
 def _expect_mlp_gradient(factory: ModelFactory, device: torch.device) -> None:
     """The loss gradient reaches every parameter and the input image."""
     model = _build_mlp(factory, device)
@@ -137,27 +147,18 @@ def _expect_mlp_gradient(factory: ModelFactory, device: torch.device) -> None:
                              ".data, .numpy() and torch.no_grad() inside forward")
 
 
+@check_mlp.property("device", "parameters and output on the device")
 def _expect_mlp_device(factory: ModelFactory, device: torch.device) -> None:
     """After .to(device) every parameter and the output live on the course device."""
     expect_on_device(_build_mlp(factory, device), random_tensor(device, 2, 1, 28, 28), device, "MLP()", _run)
 
 
-def mlp_properties(factory: ModelFactory) -> list[Property]:
-    """Properties of MLP(in_features=784, hidden_features=(256, 128), num_classes=10)."""
-    return [
-        Property("shape", "(N, 1, 28, 28) images and (N, 784) vectors give (N, num_classes)",
-                 lambda d: _expect_mlp_shapes(factory, d)),
-        Property("parameters", "parameter count = sum of (a + 1) * b over consecutive layer sizes",
-                 lambda d: _expect_mlp_params(factory, d)),
-        Property("relu", "a ReLU between consecutive Linear layers", lambda d: _expect_relu_between_layers(factory, d)),
-        Property("logits", "returns raw logits (no softmax, log_softmax or ReLU at the end)",
-                 lambda d: _expect_logits(factory, d)),
-        Property("gradient", "the loss gradient reaches the first layer", lambda d: _expect_mlp_gradient(factory, d)),
-        Property("device", "parameters and output on the device", lambda d: _expect_mlp_device(factory, d)),
-    ]
-
-
 # ---------------------------------------------------------------- train_step
+
+check_train_step = Check("train_step", "Check a learner's train_step(model, optimizer, images, labels) -> float "
+                         "(the loss before the step, one zero_grad-forward-backward-step, as loss.item()) and "
+                         "print one PASS/FAIL line per property.")
+
 
 def _toy_problem(device: torch.device) -> tuple[nn.Module, Tensor, Tensor]:
     """A small deterministic classifier (no BatchNorm, no dropout) and a batch, all on the device."""
@@ -170,15 +171,16 @@ def _toy_problem(device: torch.device) -> tuple[nn.Module, Tensor, Tensor]:
     return model, images, labels
 
 
-def _stepped_copy(model: nn.Module, images: Tensor, labels: Tensor, lr: float, steps: int) -> nn.Module:
-    """What `steps` correct plain-SGD steps make of a copy of the model."""
+def _toy_problem_and_reference(device: torch.device, steps: int) -> tuple[nn.Module, Tensor, Tensor, nn.Module]:
+    """The toy problem, and what `steps` correct plain-SGD steps (lr=0.1) make of a copy of its model."""
+    model, images, labels = _toy_problem(device)
     reference = copy.deepcopy(model)
-    optimizer = torch.optim.SGD(reference.parameters(), lr=lr)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     for _ in range(steps):
         optimizer.zero_grad()
         F.cross_entropy(reference(images), labels).backward()
         optimizer.step()
-    return reference
+    return model, images, labels, reference
 
 
 def _same_parameters(model: nn.Module, reference: nn.Module) -> bool:
@@ -198,6 +200,7 @@ def _as_number(result: object, call: str) -> float:
                              "number, loss.item()") from None
 
 
+@check_train_step.property("float", "returns the loss as a Python float")
 def _expect_float(function: TrainStep, device: torch.device) -> None:
     """The loss comes back as a Python float, detached from the graph (loss.item())."""
     model, images, labels = _toy_problem(device)
@@ -207,10 +210,10 @@ def _expect_float(function: TrainStep, device: torch.device) -> None:
                              "loss.item(), which also frees the graph (a tensor kept in a list holds it alive)")
 
 
+@check_train_step.property("loss value", "returns the batch's cross-entropy before the step")
 def _expect_loss_value(function: TrainStep, device: torch.device) -> None:
     """The returned loss is the batch's mean cross-entropy before the step."""
-    model, images, labels = _toy_problem(device)
-    stepped = _stepped_copy(model, images, labels, 0.1, 1)
+    model, images, labels, stepped = _toy_problem_and_reference(device, steps=1)
     with torch.no_grad():
         expected = F.cross_entropy(model(images), labels).item()
         after_step = F.cross_entropy(stepped(images), labels).item()
@@ -224,11 +227,11 @@ def _expect_loss_value(function: TrainStep, device: torch.device) -> None:
                          "F.cross_entropy(model(images), labels) on the raw logits (no softmax) and return its .item()")
 
 
+@check_train_step.property("one step", "makes exactly one optimiser step on the cross-entropy gradient")
 def _expect_one_step(function: TrainStep, device: torch.device) -> None:
     """From a fresh model, one call makes exactly one correct SGD step."""
-    model, images, labels = _toy_problem(device)
+    model, images, labels, expected = _toy_problem_and_reference(device, steps=1)
     before = copy.deepcopy(model)
-    expected = _stepped_copy(model, images, labels, 0.1, 1)
     function(model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels)
     if all(torch.equal(a, b) for a, b in zip(model.parameters(), before.parameters(), strict=True)):
         raise PropertyFailed("the parameters did not change: call loss.backward() and then optimizer.step()")
@@ -238,19 +241,7 @@ def _expect_one_step(function: TrainStep, device: torch.device) -> None:
                              "then optimizer.step() once")
 
 
-def _expect_no_stale_gradients(function: TrainStep, device: torch.device) -> None:
-    """Two calls on the same batch make two correct steps: the first step's gradient is not applied twice."""
-    model, images, labels = _toy_problem(device)
-    expected = _stepped_copy(model, images, labels, 0.1, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    function(model, optimizer, images, labels)
-    function(model, optimizer, images, labels)
-    if not _same_parameters(model, expected):
-        raise PropertyFailed("the second call's update is wrong: PyTorch *adds* each backward() into .grad, so "
-                             "call optimizer.zero_grad() before loss.backward() (or the old gradient is applied "
-                             "again)")
-
-
+@check_train_step.property("learns", "repeated steps on one batch drive its loss down")
 def _expect_learning(function: TrainStep, device: torch.device) -> None:
     """Repeated steps on one batch with Adam drive its loss down."""
     model, images, labels = _toy_problem(device)
@@ -261,21 +252,25 @@ def _expect_learning(function: TrainStep, device: torch.device) -> None:
                              "it should at least halve: check the order zero_grad, forward, loss, backward, step")
 
 
-def train_step_properties(function: TrainStep) -> list[Property]:
-    """Properties of train_step(model, optimizer, images, labels) -> float."""
-    return [
-        Property("float", "returns the loss as a Python float", lambda d: _expect_float(function, d)),
-        Property("loss value", "returns the batch's cross-entropy before the step",
-                 lambda d: _expect_loss_value(function, d)),
-        Property("one step", "makes exactly one optimiser step on the cross-entropy gradient",
-                 lambda d: _expect_one_step(function, d)),
-        Property("learns", "repeated steps on one batch drive its loss down", lambda d: _expect_learning(function, d)),
-        Property("zero grad", "a second call does not re-apply the first call's gradient",
-                 lambda d: _expect_no_stale_gradients(function, d)),
-    ]
+@check_train_step.property("zero grad", "a second call does not re-apply the first call's gradient")
+def _expect_no_stale_gradients(function: TrainStep, device: torch.device) -> None:
+    """Two calls on the same batch make two correct steps: the first step's gradient is not applied twice."""
+    model, images, labels, expected = _toy_problem_and_reference(device, steps=2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    function(model, optimizer, images, labels)
+    function(model, optimizer, images, labels)
+    if not _same_parameters(model, expected):
+        raise PropertyFailed("the second call's update is wrong: PyTorch *adds* each backward() into .grad, so "
+                             "call optimizer.zero_grad() before loss.backward() (or the old gradient is applied "
+                             "again)")
 
 
 # ---------------------------------------------------------------- train_epoch
+
+check_train_epoch = Check("train_epoch", "Check a learner's train_epoch(model, optimizer, images, labels, "
+                          "batch_size, step) -> float (every example once per epoch, in shuffled batches, the "
+                          "mean loss over examples) and print one PASS/FAIL line per property.")
+
 
 _EPOCH_SIZE, _EPOCH_BATCH, _EPOCH_CLASSES = 50, 16, 7  # batches of 16, 16, 16 and 2
 
@@ -308,6 +303,7 @@ def _run_epoch(function: TrainEpoch, device: torch.device) -> tuple[object, _Rec
     return result, step
 
 
+@check_train_epoch.property("every example once", "each example is in exactly one batch, with its own label")
 def _expect_every_example_once(function: TrainEpoch, device: torch.device) -> None:
     """The epoch's batches hold every example exactly once, each image with its own label."""
     _, step = _run_epoch(function, device)
@@ -323,6 +319,7 @@ def _expect_every_example_once(function: TrainEpoch, device: torch.device) -> No
                                  "same order (index images and labels with the same indices)")
 
 
+@check_train_epoch.property("batches", "one step per batch of batch_size examples (the last may be smaller)")
 def _expect_batches(function: TrainEpoch, device: torch.device) -> None:
     """Batches have batch_size examples, except one smaller last batch."""
     _, step = _run_epoch(function, device)
@@ -333,6 +330,7 @@ def _expect_batches(function: TrainEpoch, device: torch.device) -> None:
                              f"{expected} examples, one step call each; they held {sizes}")
 
 
+@check_train_epoch.property("shuffled", "a new random order every epoch")
 def _expect_shuffled(function: TrainEpoch, device: torch.device) -> None:
     """The examples come in a random order, and a new one every epoch."""
     orders = [[index for ids, _ in _run_epoch(function, device)[1].batches for index in ids] for _ in range(2)]
@@ -343,6 +341,7 @@ def _expect_shuffled(function: TrainEpoch, device: torch.device) -> None:
         raise PropertyFailed("two epochs visited the examples in the same order: draw a new order in every call")
 
 
+@check_train_epoch.property("mean", "returns the mean loss over the epoch's examples, as a float")
 def _expect_mean_loss(function: TrainEpoch, device: torch.device) -> None:
     """The result is a float: the mean over the epoch's examples of what step returned for their batches."""
     result, step = _run_epoch(function, device)
@@ -359,20 +358,12 @@ def _expect_mean_loss(function: TrainEpoch, device: torch.device) -> None:
                              f"({expected:.4f}){hint}")
 
 
-def train_epoch_properties(function: TrainEpoch) -> list[Property]:
-    """Properties of train_epoch(model, optimizer, images, labels, batch_size, step) -> float."""
-    return [
-        Property("every example once", "each example is in exactly one batch, with its own label",
-                 lambda d: _expect_every_example_once(function, d)),
-        Property("batches", "one step per batch of batch_size examples (the last may be smaller)",
-                 lambda d: _expect_batches(function, d)),
-        Property("shuffled", "a new random order every epoch", lambda d: _expect_shuffled(function, d)),
-        Property("mean", "returns the mean loss over the epoch's examples, as a float",
-                 lambda d: _expect_mean_loss(function, d)),
-    ]
-
-
 # ---------------------------------------------------------------- cross-entropy from logits
+
+check_cross_entropy = Check("cross_entropy", "Check a learner's cross_entropy_from_logits(logits, labels) -> 0-d "
+                            "tensor against F.cross_entropy (its value, its gradient, and its stability for large "
+                            "logits) and print one PASS/FAIL line per property.")
+
 
 def _call_loss(function: LossFunction, logits: Tensor, labels: Tensor) -> Tensor:
     """Run the learner's loss and insist on a scalar tensor on the logits' device."""
@@ -387,6 +378,7 @@ def _call_loss(function: LossFunction, logits: Tensor, labels: Tensor) -> Tensor
     return result
 
 
+@check_cross_entropy.property("value", "equals F.cross_entropy (the batch mean) on random logits")
 def _expect_loss_matches(function: LossFunction, device: torch.device) -> None:
     """Equals F.cross_entropy on random logits, for several batch and class counts."""
     for batch, classes in ((32, 10), (7, 3)):
@@ -408,6 +400,7 @@ def _expect_loss_matches(function: LossFunction, device: torch.device) -> None:
                              f"{hint}")
 
 
+@check_cross_entropy.property("gradient", "its gradient is (softmax - onehot) / N")
 def _expect_loss_gradient(function: LossFunction, device: torch.device) -> None:
     """Its gradient with respect to the logits is (softmax(z) - onehot(y)) / N, as autograd gives for the real one."""
     logits = random_tensor(device, 16, 5, seed=3).requires_grad_(True)
@@ -426,6 +419,7 @@ def _expect_loss_gradient(function: LossFunction, device: torch.device) -> None:
                          "the mean cross-entropy: use the raw logits, mean(logsumexp(z) - z[true class])")
 
 
+@check_cross_entropy.property("stable", "finite and exact for logits in the thousands")
 def _expect_stable(function: LossFunction, device: torch.device) -> None:
     """Stays finite and exact when logits are in the thousands, where softmax underflows to exactly 0."""
     logits = torch.tensor([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 0.0], [-500.0, 500.0, 0.0]], device=device)
@@ -440,33 +434,3 @@ def _expect_stable(function: LossFunction, device: torch.device) -> None:
                              "torch.logsumexp(z, dim=1) - z[true class], which never exponentiates a large number")
     raise PropertyFailed(f"for logits in the thousands it gives {got:.4g}, expected {expected:.1f}: compute "
                          "mean(logsumexp(z) - z[true class]) on the raw logits, without clamping or adding epsilons")
-
-
-def cross_entropy_properties(function: LossFunction) -> list[Property]:
-    """Properties of cross_entropy_from_logits(logits, labels) -> mean cross-entropy as a 0-d tensor."""
-    return [
-        Property("value", "equals F.cross_entropy (the batch mean) on random logits",
-                 lambda d: _expect_loss_matches(function, d)),
-        Property("gradient", "its gradient is (softmax - onehot) / N", lambda d: _expect_loss_gradient(function, d)),
-        Property("stable", "finite and exact for logits in the thousands", lambda d: _expect_stable(function, d)),
-    ]
-
-
-def check_mlp(factory: ModelFactory, only: str | list[str] | None = None) -> None:
-    """Check a learner's MLP class and print one PASS/FAIL line per property."""
-    run_properties(name_of(factory, "MLP"), mlp_properties(factory), only)
-
-
-def check_train_step(function: TrainStep, only: str | list[str] | None = None) -> None:
-    """Check a learner's train_step and print one PASS/FAIL line per property."""
-    run_properties(name_of(function, "train_step"), train_step_properties(function), only)
-
-
-def check_train_epoch(function: TrainEpoch, only: str | list[str] | None = None) -> None:
-    """Check a learner's train_epoch and print one PASS/FAIL line per property."""
-    run_properties(name_of(function, "train_epoch"), train_epoch_properties(function), only)
-
-
-def check_cross_entropy(function: LossFunction, only: str | list[str] | None = None) -> None:
-    """Check a learner's cross-entropy-from-logits function and print one PASS/FAIL line per property."""
-    run_properties(name_of(function, "cross_entropy"), cross_entropy_properties(function), only)
