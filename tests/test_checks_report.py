@@ -117,3 +117,22 @@ def test_a_derived_value_lets_one_test_serve_checks_whose_options_differ():
     assert seen == [("a", (3, 3)), ("b", (1, 4))]
     with pytest.raises(TypeError, match="no option shape"):
         square("a", shape=(1, 1))  # derived, never set directly
+
+
+def test_options_come_by_position_or_name_and_words_name_the_subject_and_options(capsys):
+    seen = []
+    check = Check("thing", "Check a thing.", title="the size of {name}", size=3, scale=1.0)
+    check.property("size", "is at most {size:,} wide")(lambda subject, device, size, scale: seen.append((size, scale)))
+
+    def Widget():  # noqa: N802 - a learner's class, by name
+        pass
+
+    check(Widget, 4000, only="size")
+    check(Widget, 5, scale=2.0)
+    assert seen == [(4000, 1.0), (5, 2.0)]
+    printed = capsys.readouterr().out
+    assert "Checking the size of Widget on" in printed and "is at most 4,000 wide" in printed
+    with pytest.raises(TypeError, match=r"options \(size, scale\) after the subject in this order"):
+        check(Widget, 1, 2.0, 3)
+    with pytest.raises(TypeError, match="given 1 by position and size by name"):
+        check(Widget, 1, size=2)
