@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.report import Check, Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import name_of, random_tensor
 from residual_course.data import DataSet
 from residual_course.training import evaluate
@@ -27,6 +27,12 @@ def _chain(device: torch.device, count: int = 5) -> nn.Sequential:
     return nn.Sequential(*blocks).to(device)
 
 
+check_delete_block = Check("delete_block", "Check a learner's delete_block(blocks, index) -> a new nn.Sequential of "
+                            "the same blocks without the one at index (the original left as it was, no copies) and "
+                            "print one PASS/FAIL line per property.")
+
+
+@check_delete_block.property("left out", "the result runs every block but the one at index, in order")
 def _expect_left_out(surgery: Surgery, device: torch.device) -> None:
     """The result runs every block but the one at `index`, in order, on the same input."""
     name = name_of(surgery, "delete_block")
@@ -50,6 +56,8 @@ def _expect_left_out(surgery: Surgery, device: torch.device) -> None:
                                  + hint.format(index=index))
 
 
+@check_delete_block.property("original kept", "`blocks` is left as it was, and the result shares its modules (no "
+                             "copies)")
 def _expect_original_kept(surgery: Surgery, device: torch.device) -> None:
     """`blocks` itself still runs all its blocks afterwards, and the result shares their (trained) weights."""
     name = name_of(surgery, "delete_block")
@@ -69,21 +77,6 @@ def _expect_original_kept(surgery: Surgery, device: torch.device) -> None:
         if not torch.allclose(result(x), expected, atol=1e-6):
             raise PropertyFailed(f"{name} copied the blocks: the new sequence must hold the very same modules (the "
                                  "trained ones), not copies; pass the blocks themselves to nn.Sequential")
-
-
-def delete_block_properties(surgery: Surgery) -> list[Property]:
-    """Properties of delete_block(blocks, index) -> the blocks without the one at index."""
-    return [
-        Property("left out", "the result runs every block but the one at index, in order",
-                 lambda d: _expect_left_out(surgery, d)),
-        Property("original kept", "`blocks` is left as it was, and the result shares its modules (no copies)",
-                 lambda d: _expect_original_kept(surgery, d)),
-    ]
-
-
-def check_delete_block(surgery: Surgery, only: str | list[str] | None = None) -> None:
-    """Check a learner's delete_block and print one PASS/FAIL line per property."""
-    run_properties(name_of(surgery, "delete_block"), delete_block_properties(surgery), only)
 
 
 def more_robust(networks: dict[str, nn.Module], data: DataSet, indices: Sequence[int]) -> tuple[str, dict]:
