@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fixtures.capstone import PoorResNet  # noqa: E402
 
 from residual_course import fast_mode  # noqa: E402
-from residual_course.checks.capstone import grading_accuracy  # noqa: E402
 from residual_course.data import load_dataset  # noqa: E402
 from residual_course.formulas import count_parameters  # noqa: E402
+from residual_course.grading_policy import grading_accuracy  # noqa: E402
 from residual_course.runtime import get_device  # noqa: E402
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 from notebooks import REPOSITORY
 
-from residual_course.checks.capstone import grading_accuracy
 from residual_course.data import load_dataset
+from residual_course.grading_policy import grading_accuracy
 
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 from capstone_ranking import designs  # noqa: E402

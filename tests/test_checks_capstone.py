@@ -21,16 +21,15 @@ from torch import nn
 
 from residual_course.checks.capstone import (
     ABLATION_OUTCOMES,
-    GRADING_RECIPE,
     check_ablation,
     check_ablation_prediction,
     check_capstone,
     check_validation_accuracy,
-    grading_accuracy,
 )
 from residual_course.checks.report import CheckFailed
 from residual_course.data import load_dataset
 from residual_course.formulas import count_parameters
+from residual_course.grading_policy import GRADING_RECIPE, grading_accuracy
 from residual_course.training import History
 
 
@@ -90,6 +89,13 @@ def test_unfinished_model_is_reported_as_not_implemented(capsys):
     assert capsys.readouterr().out.count("not implemented yet") == 1  # said once, not once per property
 
 
+def test_the_budget_line_names_the_budget_it_checks(capsys):
+    check_capstone(SmallResNet, only="budget", budget=80_000)
+    assert "PASS  at most 80,000 trainable parameters" in capsys.readouterr().out
+    keys, printed = failing(SmallResNet, capsys, only="budget", budget=50_000)
+    assert keys == {"budget"} and "FAIL  at most 50,000 trainable parameters" in printed
+
+
 def test_budget_counts_trainable_parameters_only():
     assert count_parameters(SmallResNet()) == 77_754
     frozen = SmallResNet()
@@ -137,6 +143,19 @@ def ablation_failing(capsys, *args, **kwargs) -> tuple[set[str], str]:
 def test_an_ablation_that_removes_only_the_shortcuts_passes(capsys):
     check_ablation(AblatableResNet, only="removed")
     assert "FAIL" not in capsys.readouterr().out
+
+
+def test_the_ablation_check_names_the_model_and_takes_its_options_by_position_or_by_name(capsys):
+    check_ablation(AblatableResNet, only="removed")
+    printed = capsys.readouterr().out
+    assert printed.startswith("Checking the ablation of AblatableResNet on ")
+    assert "PASS  AblatableResNet(shortcuts=False) is AblatableResNet() with its shortcuts removed" in printed
+    by_position = ablation_failing(capsys, AblatableResNet, [0.8, 0.7], None, only="measured")
+    assert by_position == ablation_failing(capsys, AblatableResNet, reported=[0.8, 0.7], only="measured")
+    with pytest.raises(TypeError, match="by position"):
+        check_ablation(AblatableResNet, None, None, None)
+    with pytest.raises(TypeError, match="each once"):
+        check_ablation(AblatableResNet, None, reported=None)
 
 
 @pytest.mark.parametrize(("model", "hint"), [(IgnoresItsArgument, "still adds two computed tensors 3 time(s)"),

@@ -1,4 +1,4 @@
-"""Checks for lesson 07: a learner-designed residual network for Fashion-MNIST, judged by behaviour alone."""
+"""Checks for lesson 08: a learner-designed residual network for Fashion-MNIST, judged by behaviour alone."""
 
 from __future__ import annotations
 
@@ -7,37 +7,17 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from residual_course.checks.report import Property, PropertyFailed, run_properties
+from residual_course.checks.report import Check, Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
 from residual_course.data import DataSet
 from residual_course.formulas import count_parameters
-from residual_course.runtime import seed_everything
-from residual_course.training import History, evaluate, fit
+from residual_course.grading_policy import PARAMETER_BUDGET, grading_accuracy
+from residual_course.training import History
 
 ModelFactory = Callable[[], nn.Module]
 
-PARAMETER_BUDGET = 100_000
 NUM_CLASSES = 10
-# How every submission is trained for grading: fixed, so scores compare designs, not training recipes.
-# fit() shrinks it in fast mode (autograding, CI) to at most 2 epochs of 30 steps.
-GRADING_RECIPE = {"epochs": 3, "lr": 1e-3, "optimizer": "adam", "batch_size": 128, "weight_decay": 0.0, "seed": 0}
 _ADD_NODES = ("AddBackward0", "AddBackward1")
-
-
-def grading_accuracy(factory: ModelFactory, data: DataSet, seed: int = 0) -> float:
-    """Build a fresh model with a fixed seed, train it with GRADING_RECIPE on data.train, return data.test accuracy.
-
-    cuDNN is asked for deterministic convolutions meanwhile, so that grading on a GPU gives the same score twice.
-    """
-    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        seed_everything(seed)
-        model = factory()
-        fit(model, data, **GRADING_RECIPE, progress=False)
-        return evaluate(model, data.test)[1]
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
 
 
 def _forward(model: nn.Module, images: Tensor, call: str) -> Tensor:
@@ -96,58 +76,80 @@ def _branch_reaches(branch: object, shortcut: object, parameters: set[int]) -> b
     return reached and uses_parameters
 
 
-def capstone_properties(factory: ModelFactory, budget: int = PARAMETER_BUDGET) -> list[Property]:
-    """Properties of MyResNet(): (N, 1, 28, 28) images -> (N, 10) logits, under the budget, with a residual addition."""
-    call = f"{name_of(factory, 'model')}()"
+# ---------------------------------------------------------------- MyResNet
 
-    def output(device: torch.device) -> None:
-        model = build(factory, device=device, call=call)
-        for mode in ("train", "eval"):
-            getattr(model, mode)()
-            for batch in (2, 5):
-                with torch.no_grad():
-                    _forward(model, random_tensor(device, batch, 1, 28, 28), f"{call} in {mode}() mode")
+check_capstone = Check("model", "Check a learner's capstone model class: MyResNet() maps (N, 1, 28, 28) "
+                       "images to (N, 10) logits, has at most `budget` trainable parameters, runs on the "
+                       "device and adds an identity shortcut somewhere; print one PASS/FAIL line per property.",
+                       budget=PARAMETER_BUDGET)
 
-    def logits(device: torch.device) -> None:
-        model = build(factory, device=device, call=call).eval()
-        with torch.no_grad():
-            scores = _forward(model, random_tensor(device, 6, 1, 28, 28), call)
-        if (scores >= 0).all() and torch.allclose(scores.sum(dim=1), torch.ones(6, device=device), atol=1e-4):
-            raise PropertyFailed("every row is non-negative and sums to 1, so the model returns probabilities: "
-                                 "return the raw logits of the last nn.Linear (no softmax); cross-entropy applies "
-                                 "log-softmax itself, and a softmax before it squashes the gradient")
 
-    def within_budget(device: torch.device) -> None:
-        got = count_parameters(build(factory, device=device, call=call))
-        if got > budget:
-            raise PropertyFailed(f"{call} has {got:,} trainable parameters, {got - budget:,} over the budget of "
-                                 f"{budget:,}: narrow the widest stage (a 3x3 conv costs 9 * C_in * C_out), or "
-                                 "use global average pooling instead of flatten before the classifier")
-        if got == 0:
-            raise PropertyFailed(f"{call} has no trainable parameters")
+def _model_call(factory: ModelFactory) -> str:
+    """The learner's call, for messages: MyResNet()."""
+    return f"{name_of(factory, 'model')}()"
 
-    def on_device(device: torch.device) -> None:
-        model = build(factory, device=device, call=call).train()
-        expect_device_and_gradient(model, random_tensor(device, 4, 1, 28, 28), device, call, _forward)
 
-    def shortcut(device: torch.device) -> None:
-        model = build(factory, device=device, call=call).eval()
-        images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
-        scores = _forward(model, images, call)
-        if _additive_shortcuts(scores, {id(p) for p in model.parameters()}) == 0:
-            raise PropertyFailed("no addition of the form x + F(x) runs in the forward pass: a residual block adds "
-                                 "its input x, unchanged, to its branch output (out = relu(branch(x) + x)); a "
-                                 "projection shortcut alone (conv1x1(x) + branch(x)) does not count, so keep at least "
-                                 "one block whose shape does not change")
+@check_capstone.property("output", "maps (N, 1, 28, 28) images to (N, 10) in train() and eval() mode")
+def _expect_output(factory: ModelFactory, device: torch.device) -> None:
+    """Batches of 2 and 5 images give (batch, 10) float outputs, in train() and in eval() mode."""
+    call = _model_call(factory)
+    model = build(factory, device=device, call=call)
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        for batch in (2, 5):
+            with torch.no_grad():
+                _forward(model, random_tensor(device, batch, 1, 28, 28), f"{call} in {mode}() mode")
 
-    return [
-        Property("output", "maps (N, 1, 28, 28) images to (N, 10) in train() and eval() mode", output),
-        Property("logits", "returns logits, not softmax probabilities", logits),
-        Property("budget", f"at most {budget:,} trainable parameters", within_budget),
-        Property("device", "runs on the device and passes the gradient to its input", on_device),
-        Property("shortcut", "contains an identity shortcut: some tensor x is added to F(x)", shortcut),
-    ]
 
+@check_capstone.property("logits", "returns logits, not softmax probabilities")
+def _expect_logits(factory: ModelFactory, device: torch.device) -> None:
+    """The rows of the output are not all non-negative and summing to 1 (probabilities)."""
+    call = _model_call(factory)
+    model = build(factory, device=device, call=call).eval()
+    with torch.no_grad():
+        scores = _forward(model, random_tensor(device, 6, 1, 28, 28), call)
+    if (scores >= 0).all() and torch.allclose(scores.sum(dim=1), torch.ones(6, device=device), atol=1e-4):
+        raise PropertyFailed("every row is non-negative and sums to 1, so the model returns probabilities: "
+                             "return the raw logits of the last nn.Linear (no softmax); cross-entropy applies "
+                             "log-softmax itself, and a softmax before it squashes the gradient")
+
+
+@check_capstone.property("budget", "at most {budget:,} trainable parameters")
+def _expect_within_budget(factory: ModelFactory, device: torch.device, budget: int) -> None:
+    """The model has at least one and at most `budget` trainable parameters."""
+    call = _model_call(factory)
+    got = count_parameters(build(factory, device=device, call=call))
+    if got > budget:
+        raise PropertyFailed(f"{call} has {got:,} trainable parameters, {got - budget:,} over the budget of "
+                             f"{budget:,}: narrow the widest stage (a 3x3 conv costs 9 * C_in * C_out), or "
+                             "use global average pooling instead of flatten before the classifier")
+    if got == 0:
+        raise PropertyFailed(f"{call} has no trainable parameters")
+
+
+@check_capstone.property("device", "runs on the device and passes the gradient to its input")
+def _expect_capstone_on_device(factory: ModelFactory, device: torch.device) -> None:
+    """Parameters and output live on the course device, and the loss gradient reaches the input."""
+    call = _model_call(factory)
+    model = build(factory, device=device, call=call).train()
+    expect_device_and_gradient(model, random_tensor(device, 4, 1, 28, 28), device, call, _forward)
+
+
+@check_capstone.property("shortcut", "contains an identity shortcut: some tensor x is added to F(x)")
+def _expect_identity_shortcut(factory: ModelFactory, device: torch.device) -> None:
+    """The forward pass adds some tensor x to a branch computed from x with parameters (x + F(x))."""
+    call = _model_call(factory)
+    model = build(factory, device=device, call=call).eval()
+    images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
+    scores = _forward(model, images, call)
+    if _additive_shortcuts(scores, {id(p) for p in model.parameters()}) == 0:
+        raise PropertyFailed("no addition of the form x + F(x) runs in the forward pass: a residual block adds "
+                             "its input x, unchanged, to its branch output (out = relu(branch(x) + x)); a "
+                             "projection shortcut alone (conv1x1(x) + branch(x)) does not count, so keep at least "
+                             "one block whose shape does not change")
+
+
+# ---------------------------------------------------------------- the ablation
 
 def _additions(output: Tensor) -> int:
     """Additions of two computed tensors in the autograd graph of `output` (a parameter added to a tensor is none)."""
@@ -173,54 +175,52 @@ def _reported_accuracies(reported: object) -> tuple[float, float]:
     return float(reported[ABLATION_KEYS[0]]), float(reported[ABLATION_KEYS[1]])
 
 
-def ablation_properties(factory: Callable[..., nn.Module], reported: object, data: DataSet | None) -> list[Property]:
-    """Properties of the ablation: MyResNet(shortcuts=False) is MyResNet() without its shortcuts, and `reported`
-    holds the validation accuracies that GRADING_RECIPE gives both (graded for being run, not for which is higher)."""
+check_ablation = Check("model", "Check the capstone's ablation: MyResNet(shortcuts=False) is MyResNet() with "
+                       "only its shortcuts (and their projections) removed, and `reported` holds the "
+                       "validation accuracies GRADING_RECIPE gives both on `data` (graded for being run, not "
+                       "for which is higher); print one PASS/FAIL line per property.",
+                       title="the ablation of {name}", reported=None, data=None)
+
+
+@check_ablation.property("removed", "{name}(shortcuts=False) is {name}() with its shortcuts removed, and nothing else")
+def _expect_shortcuts_removed(factory: Callable[..., nn.Module], device: torch.device) -> None:
+    """The ablated model adds no two computed tensors, and keeps the full model's parameters but the projections'."""
     name = name_of(factory, "model")
     call = f"{name}(shortcuts=False)"
-
-    def removed(device: torch.device) -> None:
-        full = build(factory, device=device, call=f"{name}()")
-        ablated = build(factory, shortcuts=False, device=device, call=call).eval()
-        images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
-        added = _additions(_forward(ablated, images, call))
-        if added:
-            raise PropertyFailed(f"{call} still adds two computed tensors {added} time(s) (x + F(x), or conv1x1(x) + "
-                                 "F(x)): without shortcuts each block returns relu(F(x)), with no projection either")
-        kept, shapes = [tuple(p.shape) for p in ablated.parameters()], [tuple(p.shape) for p in full.parameters()]
-        for shape in kept:
-            if shape not in shapes:
-                raise PropertyFailed(f"{call} has a parameter of shape {shape} that {name}() has not: the ablation "
-                                     "is the same network with only the shortcuts (and their projections) removed")
-            shapes.remove(shape)
-        if count_parameters(ablated) < 0.8 * count_parameters(full):
-            raise PropertyFailed(f"{call} keeps {count_parameters(ablated):,} of {name}()'s "
-                                 f"{count_parameters(full):,} parameters: remove only the shortcuts and their "
-                                 "projections; the stem, the branches and the head stay")
-
-    def measured(device: torch.device) -> None:
-        accuracies = _reported_accuracies(reported)
-        if data is None:
-            raise PropertyFailed("the check needs the development data set: pass `development`")
-        for key, shortcuts, value in zip(ABLATION_KEYS, (True, False), accuracies, strict=True):
-            expected = grading_accuracy(lambda shortcuts=shortcuts: factory(shortcuts=shortcuts), data)
-            if abs(value - expected) > ABLATION_TOLERANCE:
-                raise PropertyFailed(f"ablation[{key!r}] is {value:.3f}, but a fresh {name}(shortcuts={shortcuts}) "
-                                     f"seeded with rc.seed_everything(0) and trained by fit(model, development, "
-                                     f"**GRADING_RECIPE) reaches {expected:.3f}: report the final validation "
-                                     "accuracy of exactly that run (re-run the cells after changing the model)")
-
-    return [
-        Property("removed", f"{call} is {name}() with its shortcuts removed, and nothing else", removed),
-        Property("measured", "`ablation` holds what GRADING_RECIPE gives both models on the validation split",
-                 measured),
-    ]
+    full = build(factory, device=device, call=f"{name}()")
+    ablated = build(factory, shortcuts=False, device=device, call=call).eval()
+    images = random_tensor(device, 2, 1, 28, 28).requires_grad_(True)
+    added = _additions(_forward(ablated, images, call))
+    if added:
+        raise PropertyFailed(f"{call} still adds two computed tensors {added} time(s) (x + F(x), or conv1x1(x) + "
+                             "F(x)): without shortcuts each block returns relu(F(x)), with no projection either")
+    kept, shapes = [tuple(p.shape) for p in ablated.parameters()], [tuple(p.shape) for p in full.parameters()]
+    for shape in kept:
+        if shape not in shapes:
+            raise PropertyFailed(f"{call} has a parameter of shape {shape} that {name}() has not: the ablation "
+                                 "is the same network with only the shortcuts (and their projections) removed")
+        shapes.remove(shape)
+    if count_parameters(ablated) < 0.8 * count_parameters(full):
+        raise PropertyFailed(f"{call} keeps {count_parameters(ablated):,} of {name}()'s "
+                             f"{count_parameters(full):,} parameters: remove only the shortcuts and their "
+                             "projections; the stem, the branches and the head stay")
 
 
-def check_ablation(factory: Callable[..., nn.Module], reported: object = None, data: DataSet | None = None,
-                   only: str | list[str] | None = None) -> None:
-    """Check the capstone's ablation (the model without its shortcuts, and the accuracies reported for both)."""
-    run_properties(f"the ablation of {name_of(factory, 'model')}", ablation_properties(factory, reported, data), only)
+@check_ablation.property("measured", "`ablation` holds what GRADING_RECIPE gives both models on the validation split")
+def _expect_measured_accuracies(factory: Callable[..., nn.Module], device: torch.device, reported: object,
+                                data: DataSet | None) -> None:
+    """Both reported accuracies are within ABLATION_TOLERANCE of what grading_accuracy measures on `data`."""
+    name = name_of(factory, "model")
+    accuracies = _reported_accuracies(reported)
+    if data is None:
+        raise PropertyFailed("the check needs the development data set: pass `development`")
+    for key, shortcuts, value in zip(ABLATION_KEYS, (True, False), accuracies, strict=True):
+        expected = grading_accuracy(lambda shortcuts=shortcuts: factory(shortcuts=shortcuts), data)
+        if abs(value - expected) > ABLATION_TOLERANCE:
+            raise PropertyFailed(f"ablation[{key!r}] is {value:.3f}, but a fresh {name}(shortcuts={shortcuts}) "
+                                 f"seeded with rc.seed_everything(0) and trained by fit(model, development, "
+                                 f"**GRADING_RECIPE) reaches {expected:.3f}: report the final validation "
+                                 "accuracy of exactly that run (re-run the cells after changing the model)")
 
 
 ABLATION_OUTCOMES = ("shortcuts help", "about the same", "shortcuts hurt")
@@ -262,8 +262,3 @@ def check_validation_accuracy(history: History, target: float) -> None:
     run_properties("your design", [Property("validation", f"reaches {target:.2f} validation accuracy under "
                                             "GRADING_RECIPE", clears)])
 
-
-def check_capstone(factory: ModelFactory, only: str | list[str] | None = None,
-                   budget: int = PARAMETER_BUDGET) -> None:
-    """Check a learner's capstone model class and print one PASS/FAIL line per property."""
-    run_properties(name_of(factory, "model"), capstone_properties(factory, budget), only)
