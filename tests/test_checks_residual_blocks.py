@@ -11,7 +11,7 @@ from fixtures.residual_blocks import (
     TextbookBasicBlock,
 )
 
-from residual_course.checks import CheckFailed, check_basic_block, check_preact_block
+from residual_course.checks import CheckFailed, check_basic_block, check_bottleneck, check_preact_block
 from residual_course.formulas import (
     basic_block_params,
     bottleneck_params,
@@ -26,6 +26,13 @@ def failing(check, subject, capsys) -> tuple[set[str], str]:
         check(subject)
     keys = set(str(failure.value).split(": ", 1)[1].split(", "))
     return keys, capsys.readouterr().out
+
+
+def test_the_shared_properties_run_where_each_block_ran_them():
+    post_activation = ["identity", "projection", "relu after add", "batchnorm", "device", "every parameter"]
+    assert check_basic_block.keys() == check_bottleneck.keys() == post_activation
+    assert check_preact_block.keys() == ["identity", "no relu after add", "pre-activation", "projection", "device",
+                                         "every parameter"]
 
 
 def test_a_correct_basic_block_in_another_style_passes(capsys):

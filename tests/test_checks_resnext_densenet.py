@@ -71,6 +71,12 @@ def test_a_missing_projection_is_caught(capsys):
     assert "the shortcut is a 1x1 conv" in printed
 
 
+def test_the_shared_device_property_runs_last_in_each_densenet_check():
+    assert check_dense_layer.keys() == ["concatenation", "parameters", "device"]
+    assert check_dense_block.keys() == ["growth", "parameters", "device"]
+    assert check_transition.keys() == ["downsampling", "parameters", "device"]
+
+
 @pytest.mark.parametrize("layer", [FunctionalDenseLayer])
 def test_correct_dense_layers_pass(layer, capsys):
     check_dense_layer(layer)

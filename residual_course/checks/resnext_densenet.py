@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from residual_course.checks import block_probes
-from residual_course.checks.report import Property, PropertyFailed, run_properties
-from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, name_of, random_tensor, run
+from residual_course.checks.report import Check, PropertyFailed
+from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, random_tensor, run
 from residual_course.formulas import (
     count_parameters,
     dense_block_params,
@@ -61,78 +61,106 @@ def _expect_cardinality(block: nn.Module, inputs: Tensor, cardinality: int, bott
                          f"{cardinality}: pass groups=cardinality to the 3x3 conv")
 
 
-def resnext_block_properties(factory: ModuleFactory, cardinality: int = 8, bottleneck_width: int = 2,
-                             channels: int = 32) -> list[Property]:
-    """Properties of ResNeXtBlock(in_channels, out_channels, cardinality, bottleneck_width, stride)."""
-    c, C, d = channels, cardinality, bottleneck_width
-    width = C * d
-    same = (c, c, C, d, 1)
-    wider = (c, 2 * c, C, d, 2)
+def _resnext_same(cardinality: int, bottleneck_width: int, channels: int) -> tuple[int, ...]:
+    """ResNeXtBlock's arguments without a change of shape: channels in and out, stride 1."""
+    return channels, channels, cardinality, bottleneck_width, 1
 
-    def call(args: tuple[int, ...]) -> str:
-        return block_probes.block_call(factory, args)
 
-    def shape(device: torch.device) -> None:
-        for args in (same, wider):
-            stride = args[-1]
-            block = build(factory, *args, device=device, call=call(args))
-            inputs = random_tensor(device, 4, c, 8, 8)
-            _expect_resnext_shape(block, inputs, (4, args[1], 8 // stride, 8 // stride), call(args))
+def _resnext_wider(cardinality: int, bottleneck_width: int, channels: int) -> tuple[int, ...]:
+    """ResNeXtBlock's arguments with twice the channels out and stride 2."""
+    return channels, 2 * channels, cardinality, bottleneck_width, 2
 
-    def parameters(device: torch.device) -> None:
-        for args in (same, wider):
-            expected = resnext_block_params(*args)
-            hints = {
-                **block_probes.bias_hints(2 * width + args[1], 2 * width + 2 * args[1]),
-                resnext_block_params(*args, groups=1) - expected:
-                    f"that is the count of an ordinary 3x3 conv: make it grouped, groups=cardinality ({C})",
-            }
-            if width // C != C:
-                hints[resnext_block_params(*args, groups=width // C) - expected] = (
-                    f"that is the count with groups = channels // cardinality = {width // C}, a widely copied "
-                    f"mix-up: cardinality IS the number of groups, so use groups=cardinality ({C}); the 3x3 conv then "
-                    f"has 9 * {width} * {width} / {C} weights")
-            block = build(factory, *args, device=device, call=call(args))
-            block_probes.expect_params(block, expected, call(args), hints)
 
-    def groups(device: torch.device) -> None:
-        block = build(factory, *same, device=device, call=call(same)).eval()
-        _expect_cardinality(block, random_tensor(device, 4, c, 8, 8), C, d, call(same))
+check_resnext_block = Check("block", "Check a learner's ResNeXtBlock(in_channels, out_channels, cardinality, "
+                            "bottleneck_width, stride) (1x1, grouped 3x3 with groups = cardinality, 1x1, plus a "
+                            "shortcut, then ReLU) and print one PASS/FAIL line per property.",
+                            derived={"same": _resnext_same, "wider": _resnext_wider},
+                            cardinality=8, bottleneck_width=2, channels=32)
 
-    def projection(device: torch.device) -> None:
-        # Measured against the learner's own identity block, so this property does not depend on the grouping.
-        base = count_parameters(build(factory, *same, device=device, call=call(same)))
-        for args in [(c, c, C, d, 2), (c, 2 * c, C, d, 1), wider]:
-            cin, cout, stride = args[0], args[1], args[-1]
-            block = build(factory, *args, device=device, call=call(args))
-            inputs = random_tensor(device, 4, cin, 8, 8)
-            _expect_resnext_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), call(args))
-            last_conv_growth = width * (cout - cin) + 2 * (cout - cin)  # the last 1x1 conv and its BN get wider
-            extra, wanted = count_parameters(block) - base - last_conv_growth, cin * cout + 2 * cout
-            hints = {
-                0: "it has as many parameters as the block without a shape change: add the projection exactly when "
-                   "stride != 1 or channels change, and use the identity otherwise",
-                cin * cout: "the projection needs a BatchNorm after its 1x1 conv",
-                9 * cin * cout + 2 * cout: "the projection is a 1x1 convolution, not 3x3",
-                wanted + cout: "the projection's conv has a bias: pass bias=False",
-            }
-            if extra != wanted:
-                raise PropertyFailed(f"{call(args)}: its shortcut has {extra:,} parameters, expected {wanted:,} "
-                                     f"(1x1 conv + BatchNorm): {hints.get(extra, 'compare it with the diagram')}")
-            if stride != 1:
-                block_probes.expect_stride_in_first_3x3(block.eval(), inputs, call(args))
 
-    return [
-        Property("shape", "output shape, with and without a change of shape", shape),
-        Property("parameters", "parameter count matches the formula (grouped 3x3 conv)", parameters),
-        Property("groups", "the 3x3 conv that runs has groups == cardinality", groups),
-        Property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU",
-                 lambda device: block_probes.expect_zero_branch_gives(factory, same, device, final_relu=True)),
-        Property("projection", "projection shortcut exactly when stride or channels change; stride in the 3x3",
-                 projection),
-        Property("device", "runs on the device and passes the gradient to its input",
-                 lambda device: block_probes.expect_block_device_and_gradient(factory, same, device)),
-    ]
+@check_resnext_block.property("shape", "output shape, with and without a change of shape")
+def _expect_resnext_shapes(factory: ModuleFactory, device: torch.device, channels: int, same: tuple[int, ...],
+                           wider: tuple[int, ...]) -> None:
+    """The output shape, for the same shape and for twice the channels at stride 2."""
+    for args in (same, wider):
+        stride = args[-1]
+        call = block_probes.block_call(factory, args)
+        block = build(factory, *args, device=device, call=call)
+        inputs = random_tensor(device, 4, channels, 8, 8)
+        _expect_resnext_shape(block, inputs, (4, args[1], 8 // stride, 8 // stride), call)
+
+
+@check_resnext_block.property("parameters", "parameter count matches the formula (grouped 3x3 conv)")
+def _expect_resnext_parameters(factory: ModuleFactory, device: torch.device, cardinality: int, bottleneck_width: int,
+                               same: tuple[int, ...], wider: tuple[int, ...]) -> None:
+    """The parameter count is the formula's, with the 3x3 conv grouped into `cardinality` groups."""
+    C, width = cardinality, cardinality * bottleneck_width
+    for args in (same, wider):
+        expected = resnext_block_params(*args)
+        hints = {
+            **block_probes.bias_hints(2 * width + args[1], 2 * width + 2 * args[1]),
+            resnext_block_params(*args, groups=1) - expected:
+                f"that is the count of an ordinary 3x3 conv: make it grouped, groups=cardinality ({C})",
+        }
+        if width // C != C:
+            hints[resnext_block_params(*args, groups=width // C) - expected] = (
+                f"that is the count with groups = channels // cardinality = {width // C}, a widely copied "
+                f"mix-up: cardinality IS the number of groups, so use groups=cardinality ({C}); the 3x3 conv then "
+                f"has 9 * {width} * {width} / {C} weights")
+        call = block_probes.block_call(factory, args)
+        block = build(factory, *args, device=device, call=call)
+        block_probes.expect_params(block, expected, call, hints)
+
+
+@check_resnext_block.property("groups", "the 3x3 conv that runs has groups == cardinality")
+def _expect_resnext_groups(factory: ModuleFactory, device: torch.device, cardinality: int, bottleneck_width: int,
+                           channels: int, same: tuple[int, ...]) -> None:
+    """The 3x3 convolution(s) that run have `cardinality` groups in all."""
+    call = block_probes.block_call(factory, same)
+    block = build(factory, *same, device=device, call=call).eval()
+    _expect_cardinality(block, random_tensor(device, 4, channels, 8, 8), cardinality, bottleneck_width, call)
+
+
+@check_resnext_block.property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU")
+def _expect_resnext_relu_after_add(factory: ModuleFactory, device: torch.device, same: tuple[int, ...]) -> None:
+    """With every parameter at zero the block returns relu(x): shortcut added, then ReLU."""
+    block_probes.expect_zero_branch_gives(factory, same, device, final_relu=True)
+
+
+@check_resnext_block.property("projection",
+                              "projection shortcut exactly when stride or channels change; stride in the 3x3")
+def _expect_resnext_projection(factory: ModuleFactory, device: torch.device, cardinality: int, bottleneck_width: int,
+                               channels: int, same: tuple[int, ...], wider: tuple[int, ...]) -> None:
+    """A 1x1 conv-BN shortcut exactly when the stride or the channels change, and the stride in the 3x3 conv."""
+    c, C, d, width = channels, cardinality, bottleneck_width, cardinality * bottleneck_width
+    # Measured against the learner's own identity block, so this property does not depend on the grouping.
+    base = count_parameters(build(factory, *same, device=device, call=block_probes.block_call(factory, same)))
+    for args in [(c, c, C, d, 2), (c, 2 * c, C, d, 1), wider]:
+        cin, cout, stride = args[0], args[1], args[-1]
+        call = block_probes.block_call(factory, args)
+        block = build(factory, *args, device=device, call=call)
+        inputs = random_tensor(device, 4, cin, 8, 8)
+        _expect_resnext_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), call)
+        last_conv_growth = width * (cout - cin) + 2 * (cout - cin)  # the last 1x1 conv and its BN get wider
+        extra, wanted = count_parameters(block) - base - last_conv_growth, cin * cout + 2 * cout
+        hints = {
+            0: "it has as many parameters as the block without a shape change: add the projection exactly when "
+               "stride != 1 or channels change, and use the identity otherwise",
+            cin * cout: "the projection needs a BatchNorm after its 1x1 conv",
+            9 * cin * cout + 2 * cout: "the projection is a 1x1 convolution, not 3x3",
+            wanted + cout: "the projection's conv has a bias: pass bias=False",
+        }
+        if extra != wanted:
+            raise PropertyFailed(f"{call}: its shortcut has {extra:,} parameters, expected {wanted:,} "
+                                 f"(1x1 conv + BatchNorm): {hints.get(extra, 'compare it with the diagram')}")
+        if stride != 1:
+            block_probes.expect_stride_in_first_3x3(block.eval(), inputs, call)
+
+
+@check_resnext_block.property("device", "runs on the device and passes the gradient to its input")
+def _expect_resnext_on_device(factory: ModuleFactory, device: torch.device, same: tuple[int, ...]) -> None:
+    """Parameters and output live on the course device, and the loss gradient reaches the input."""
+    block_probes.expect_block_device_and_gradient(factory, same, device)
 
 
 # ---------------------------------------------------------------- DenseNet
@@ -177,126 +205,135 @@ def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: 
                          f"{CONCATENATE}")
 
 
-def _device_property(factory: ModuleFactory, args: tuple[int, ...], in_channels: int) -> Property:
-    """Every DenseNet part must run on the course device and pass the gradient back."""
-    call = block_probes.block_call(factory, args)
-
-    def on_device(device: torch.device) -> None:
-        module = build(factory, *args, device=device, call=call)
-        expect_device_and_gradient(module, random_tensor(device, 4, in_channels, 8, 8), device, call, _forward)
-
-    return Property("device", "runs on the device and passes the gradient to its input", on_device)
+def _dense_layer_args(in_channels: int, growth_rate: int) -> tuple[int, ...]:
+    """DenseLayer's constructor arguments."""
+    return in_channels, growth_rate
 
 
-def dense_layer_properties(factory: ModuleFactory, in_channels: int = 10, growth_rate: int = 6) -> list[Property]:
-    """Properties of DenseLayer(in_channels, growth_rate): BN-ReLU-conv1x1(4k)-BN-ReLU-conv3x3(k), then concat."""
+def _dense_block_args(num_layers: int, in_channels: int, growth_rate: int) -> tuple[int, ...]:
+    """DenseBlock's constructor arguments."""
+    return num_layers, in_channels, growth_rate
+
+
+def _transition_args(in_channels: int, out_channels: int) -> tuple[int, ...]:
+    """Transition's constructor arguments."""
+    return in_channels, out_channels
+
+
+# ---------------------------------------------------------------- DenseLayer
+
+check_dense_layer = Check("block", "Check a learner's DenseLayer(in_channels, growth_rate) (BN-ReLU-conv1x1(4k)-BN-"
+                          "ReLU-conv3x3(k), new features concatenated after the input) and print one PASS/FAIL line "
+                          "per property.", derived={"args": _dense_layer_args}, in_channels=10, growth_rate=6)
+
+
+@check_dense_layer.property("concatenation",
+                            "output = cat([x, new features]): x unchanged first, growth_rate new channels")
+def _expect_layer_concatenates(factory: ModuleFactory, device: torch.device, in_channels: int,
+                               growth_rate: int) -> None:
+    """For two input widths the output is x unchanged, then growth_rate new channels, at x's height and width."""
     c, k = in_channels, growth_rate
-
-    def concatenation(device: torch.device) -> None:
-        for cin in (c, c + k):
-            call = block_probes.block_call(factory, (cin, k))
-            _expect_concatenated(build(factory, cin, k, device=device, call=call), cin, k, call, device)
-
-    def parameters(device: torch.device) -> None:
-        expected = dense_layer_params(c, k)
-        call = block_probes.block_call(factory, (c, k))
-        block_probes.expect_params(build(factory, c, k, device=device, call=call), expected, call, {
-            **block_probes.bias_hints(5 * k),
-            2 * c + 9 * c * k - expected: "there is no 1x1 bottleneck: BN-ReLU-conv1x1 to 4 * growth_rate channels "
-                                          "comes before the 3x3 conv (DenseNet-BC)",
-            2 * k - 2 * c: "the BatchNorms sit after the convs: DenseNet's order is BN-ReLU-conv, so the first "
-                           "BatchNorm normalises the layer's in_channels inputs",
-        })
-
-    return [
-        Property("concatenation", "output = cat([x, new features]): x unchanged first, growth_rate new channels",
-                 concatenation),
-        Property("parameters", "parameter count matches the formula (BN-ReLU-conv1x1-BN-ReLU-conv3x3)", parameters),
-        _device_property(factory, (c, k), c),
-    ]
+    for cin in (c, c + k):
+        call = block_probes.block_call(factory, (cin, k))
+        _expect_concatenated(build(factory, cin, k, device=device, call=call), cin, k, call, device)
 
 
-def dense_block_properties(factory: ModuleFactory, num_layers: int = 3, in_channels: int = 10,
-                           growth_rate: int = 6) -> list[Property]:
-    """Properties of DenseBlock(num_layers, in_channels, growth_rate): out = in + num_layers * growth_rate channels."""
-    n, c, k = num_layers, in_channels, growth_rate
-    call = block_probes.block_call(factory, (n, c, k))
-
-    def growth(device: torch.device) -> None:
-        _expect_concatenated(build(factory, n, c, k, device=device, call=call), c, n * k, call, device)
-
-    def parameters(device: torch.device) -> None:
-        expected = dense_block_params(n, c, k)
-        block_probes.expect_params(build(factory, n, c, k, device=device, call=call), expected, call, {
-            n * dense_layer_params(c, k) - expected:
-                "every layer has in_channels inputs: layer i must see all the features so far, "
-                "DenseLayer(in_channels + i * growth_rate, growth_rate)",
-        })
-
-    return [
-        Property("growth", "num_layers layers, each adding growth_rate channels after the unchanged input", growth),
-        Property("parameters", "parameter count: layer i has in_channels + i * growth_rate inputs", parameters),
-        _device_property(factory, (n, c, k), c),
-    ]
+@check_dense_layer.property("parameters", "parameter count matches the formula (BN-ReLU-conv1x1-BN-ReLU-conv3x3)")
+def _expect_layer_parameters(factory: ModuleFactory, device: torch.device, in_channels: int, growth_rate: int,
+                             args: tuple[int, ...]) -> None:
+    """The parameter count is DenseNet-BC's: BatchNorm(in), 1x1 conv to 4k, BatchNorm(4k), 3x3 conv to k."""
+    c, k = in_channels, growth_rate
+    expected = dense_layer_params(c, k)
+    call = block_probes.block_call(factory, args)
+    block_probes.expect_params(build(factory, *args, device=device, call=call), expected, call, {
+        **block_probes.bias_hints(5 * k),
+        2 * c + 9 * c * k - expected: "there is no 1x1 bottleneck: BN-ReLU-conv1x1 to 4 * growth_rate channels "
+                                      "comes before the 3x3 conv (DenseNet-BC)",
+        2 * k - 2 * c: "the BatchNorms sit after the convs: DenseNet's order is BN-ReLU-conv, so the first "
+                       "BatchNorm normalises the layer's in_channels inputs",
+    })
 
 
-def transition_properties(factory: ModuleFactory, in_channels: int = 12, out_channels: int = 6) -> list[Property]:
-    """Properties of Transition(in_channels, out_channels): BN-ReLU-conv1x1-AvgPool2d(2)."""
+# ---------------------------------------------------------------- DenseBlock
+
+check_dense_block = Check("block", "Check a learner's DenseBlock(num_layers, in_channels, growth_rate) (num_layers "
+                          "DenseLayers, each seeing all the features before it) and print one PASS/FAIL line per "
+                          "property.", derived={"args": _dense_block_args}, num_layers=3, in_channels=10,
+                          growth_rate=6)
+
+
+@check_dense_block.property("growth",
+                            "num_layers layers, each adding growth_rate channels after the unchanged input")
+def _expect_block_growth(factory: ModuleFactory, device: torch.device, num_layers: int, in_channels: int,
+                         growth_rate: int, args: tuple[int, ...]) -> None:
+    """The output is x unchanged, then num_layers * growth_rate new channels, at x's height and width."""
+    call = block_probes.block_call(factory, args)
+    _expect_concatenated(build(factory, *args, device=device, call=call), in_channels, num_layers * growth_rate,
+                         call, device)
+
+
+@check_dense_block.property("parameters", "parameter count: layer i has in_channels + i * growth_rate inputs")
+def _expect_block_parameters(factory: ModuleFactory, device: torch.device, num_layers: int, in_channels: int,
+                             growth_rate: int, args: tuple[int, ...]) -> None:
+    """The parameter count is that of num_layers DenseLayers, layer i with in_channels + i * growth_rate inputs."""
+    expected = dense_block_params(*args)
+    call = block_probes.block_call(factory, args)
+    block_probes.expect_params(build(factory, *args, device=device, call=call), expected, call, {
+        num_layers * dense_layer_params(in_channels, growth_rate) - expected:
+            "every layer has in_channels inputs: layer i must see all the features so far, "
+            "DenseLayer(in_channels + i * growth_rate, growth_rate)",
+    })
+
+
+# ---------------------------------------------------------------- Transition
+
+check_transition = Check("block", "Check a learner's Transition(in_channels, out_channels) (BN-ReLU-conv1x1-"
+                         "AvgPool2d(2)) and print one PASS/FAIL line per property.",
+                         derived={"args": _transition_args}, in_channels=12, out_channels=6)
+
+
+@check_transition.property("downsampling", "1x1 conv to out_channels, then average pooling halves H and W")
+def _expect_transition_downsamples(factory: ModuleFactory, device: torch.device, in_channels: int,
+                                   out_channels: int, args: tuple[int, ...]) -> None:
+    """(4, in, 8, 8) becomes (4, out, 4, 4), by average pooling, not max pooling."""
     c, o = in_channels, out_channels
-    call = block_probes.block_call(factory, (c, o))
-
-    def downsampling(device: torch.device) -> None:
-        transition = build(factory, c, o, device=device, call=call).eval()
-        inputs = random_tensor(device, 4, c, 8, 8)
-        with torch.no_grad():
-            got = tuple(_forward(transition, inputs, call).shape)
-        if got[2:] == (8, 8):
-            raise PropertyFailed(f"{call} keeps the height and width 8x8: a transition ends with nn.AvgPool2d(2), "
-                                 "which halves them")
-        if got != (4, o, 4, 4):
-            raise PropertyFailed(f"{call} maps (4, {c}, 8, 8) to {got}, expected (4, {o}, 4, 4): a 1x1 conv to "
-                                 "out_channels, then nn.AvgPool2d(2)")
-        if trace_forward(transition, inputs, (nn.MaxPool2d,)):
-            raise PropertyFailed(f"{call} uses max pooling: DenseNet's transition averages, nn.AvgPool2d(2)")
-
-    def parameters(device: torch.device) -> None:
-        expected = transition_params(c, o)
-        block_probes.expect_params(build(factory, c, o, device=device, call=call), expected, call, {
-            **block_probes.bias_hints(o),
-            2 * o - 2 * c: "the BatchNorm sits after the conv: the order is BN-ReLU-conv1x1-AvgPool2d(2)",
-            8 * c * o: "the transition's conv is 1x1, not 3x3",
-        })
-
-    return [
-        Property("downsampling", "1x1 conv to out_channels, then average pooling halves H and W", downsampling),
-        Property("parameters", "parameter count: BatchNorm(in) + 1x1 conv", parameters),
-        _device_property(factory, (c, o), c),
-    ]
+    call = block_probes.block_call(factory, args)
+    transition = build(factory, *args, device=device, call=call).eval()
+    inputs = random_tensor(device, 4, c, 8, 8)
+    with torch.no_grad():
+        got = tuple(_forward(transition, inputs, call).shape)
+    if got[2:] == (8, 8):
+        raise PropertyFailed(f"{call} keeps the height and width 8x8: a transition ends with nn.AvgPool2d(2), "
+                             "which halves them")
+    if got != (4, o, 4, 4):
+        raise PropertyFailed(f"{call} maps (4, {c}, 8, 8) to {got}, expected (4, {o}, 4, 4): a 1x1 conv to "
+                             "out_channels, then nn.AvgPool2d(2)")
+    if trace_forward(transition, inputs, (nn.MaxPool2d,)):
+        raise PropertyFailed(f"{call} uses max pooling: DenseNet's transition averages, nn.AvgPool2d(2)")
 
 
-# ---------------------------------------------------------------- entry points used by the notebook
-
-def check_resnext_block(factory: ModuleFactory, only: str | list[str] | None = None, cardinality: int = 8,
-                        bottleneck_width: int = 2, channels: int = 32) -> None:
-    """Check a learner's ResNeXtBlock and print one PASS/FAIL line per property."""
-    properties = resnext_block_properties(factory, cardinality, bottleneck_width, channels)
-    run_properties(name_of(factory, "block"), properties, only)
-
-
-def check_dense_layer(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 10,
-                      growth_rate: int = 6) -> None:
-    """Check a learner's DenseLayer and print one PASS/FAIL line per property."""
-    run_properties(name_of(factory, "block"), dense_layer_properties(factory, in_channels, growth_rate), only)
-
-
-def check_dense_block(factory: ModuleFactory, only: str | list[str] | None = None, num_layers: int = 3,
-                      in_channels: int = 10, growth_rate: int = 6) -> None:
-    """Check a learner's DenseBlock and print one PASS/FAIL line per property."""
-    properties = dense_block_properties(factory, num_layers, in_channels, growth_rate)
-    run_properties(name_of(factory, "block"), properties, only)
+@check_transition.property("parameters", "parameter count: BatchNorm(in) + 1x1 conv")
+def _expect_transition_parameters(factory: ModuleFactory, device: torch.device, in_channels: int,
+                                  out_channels: int, args: tuple[int, ...]) -> None:
+    """The parameter count is that of BatchNorm(in_channels) and a bias-free 1x1 conv."""
+    c, o = in_channels, out_channels
+    expected = transition_params(c, o)
+    call = block_probes.block_call(factory, args)
+    block_probes.expect_params(build(factory, *args, device=device, call=call), expected, call, {
+        **block_probes.bias_hints(o),
+        2 * o - 2 * c: "the BatchNorm sits after the conv: the order is BN-ReLU-conv1x1-AvgPool2d(2)",
+        8 * c * o: "the transition's conv is 1x1, not 3x3",
+    })
 
 
-def check_transition(factory: ModuleFactory, only: str | list[str] | None = None, in_channels: int = 12,
-                     out_channels: int = 6) -> None:
-    """Check a learner's Transition and print one PASS/FAIL line per property."""
-    run_properties(name_of(factory, "block"), transition_properties(factory, in_channels, out_channels), only)
+# ---------------------------------------------------------------- shared by the DenseNet parts
+
+@check_dense_layer.property("device", "runs on the device and passes the gradient to its input")
+@check_dense_block.property("device", "runs on the device and passes the gradient to its input")
+@check_transition.property("device", "runs on the device and passes the gradient to its input")
+def _expect_dense_part_on_device(factory: ModuleFactory, device: torch.device, in_channels: int,
+                                 args: tuple[int, ...]) -> None:
+    """Parameters and output live on the course device, and the loss gradient reaches the input."""
+    call = block_probes.block_call(factory, args)
+    module = build(factory, *args, device=device, call=call)
+    expect_device_and_gradient(module, random_tensor(device, 4, in_channels, 8, 8), device, call, _forward)
