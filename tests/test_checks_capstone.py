@@ -145,17 +145,15 @@ def test_an_ablation_that_removes_only_the_shortcuts_passes(capsys):
     assert "FAIL" not in capsys.readouterr().out
 
 
-def test_the_ablation_check_names_the_model_and_takes_its_options_by_position_or_by_name(capsys):
+def test_the_ablation_check_names_the_model_and_takes_its_options_by_name(capsys):
     check_ablation(AblatableResNet, only="removed")
     printed = capsys.readouterr().out
     assert printed.startswith("Checking the ablation of AblatableResNet on ")
     assert "PASS  AblatableResNet(shortcuts=False) is AblatableResNet() with its shortcuts removed" in printed
-    by_position = ablation_failing(capsys, AblatableResNet, [0.8, 0.7], None, only="measured")
-    assert by_position == ablation_failing(capsys, AblatableResNet, reported=[0.8, 0.7], only="measured")
-    with pytest.raises(TypeError, match="by position"):
-        check_ablation(AblatableResNet, None, None, None)
-    with pytest.raises(TypeError, match="each once"):
-        check_ablation(AblatableResNet, None, reported=None)
+    keys, printed = ablation_failing(capsys, AblatableResNet, only="measured", reported=[0.8, 0.7])
+    assert keys == {"measured"} and "`ablation` should be a dict" in printed
+    with pytest.raises(TypeError, match="no option ablation; its options are reported, data"):
+        check_ablation(AblatableResNet, ablation=None)
 
 
 @pytest.mark.parametrize(("model", "hint"), [(IgnoresItsArgument, "still adds two computed tensors 3 time(s)"),
@@ -170,7 +168,7 @@ def test_the_reported_ablation_must_be_what_the_recipe_gives(capsys):
     data = load_dataset("fashion-mnist", train_size=512, test_size=256)
     honest = {"with shortcuts": grading_accuracy(AblatableResNet, data),
               "without shortcuts": grading_accuracy(lambda: AblatableResNet(shortcuts=False), data)}
-    check_ablation(AblatableResNet, honest, data, only="measured")
+    check_ablation(AblatableResNet, only="measured", reported=honest, data=data)
     assert "FAIL" not in capsys.readouterr().out
     shift = 0.1 if honest["without shortcuts"] < 0.9 else -0.1
     made_up = {**honest, "without shortcuts": honest["without shortcuts"] + shift}

@@ -119,7 +119,7 @@ def test_a_derived_value_lets_one_test_serve_checks_whose_options_differ():
         square("a", shape=(1, 1))  # derived, never set directly
 
 
-def test_options_come_by_position_or_name_and_words_name_the_subject_and_options(capsys):
+def test_a_check_names_the_subject_and_its_options_in_its_title_and_descriptions(capsys):
     seen = []
     check = Check("thing", "Check a thing.", title="the size of {name}", size=3, scale=1.0)
     check.property("size", "is at most {size:,} wide")(lambda subject, device, size, scale: seen.append((size, scale)))
@@ -127,12 +127,8 @@ def test_options_come_by_position_or_name_and_words_name_the_subject_and_options
     def Widget():  # noqa: N802 - a learner's class, by name
         pass
 
-    check(Widget, 4000, only="size")
-    check(Widget, 5, scale=2.0)
+    check(Widget, "size", size=4000)
+    check(Widget, size=5, scale=2.0)
     assert seen == [(4000, 1.0), (5, 2.0)]
     printed = capsys.readouterr().out
     assert "Checking the size of Widget on" in printed and "is at most 4,000 wide" in printed
-    with pytest.raises(TypeError, match=r"options \(size, scale\) after the subject in this order"):
-        check(Widget, 1, 2.0, 3)
-    with pytest.raises(TypeError, match="given 1 by position and size by name"):
-        check(Widget, 1, size=2)

@@ -76,14 +76,13 @@ class Check:
         """The keys a grade cell may name in `only=`, in the order the properties run."""
         return [prop.key for prop in self.properties]
 
-    def __call__(self, subject: object, *values: object, only: str | Sequence[str] | None = None,
-                 **options: object) -> None:
-        """Run the properties (those named in `only`) on the learner's subject, with these options.
-
-        Options come by name, or by position after the subject in the order they are declared:
-        `check_ablation(MyResNet, ablation, development, only="measured")`.
-        """
-        settings = self.defaults | self._options(values, options)
+    def __call__(self, subject: object, only: str | Sequence[str] | None = None, **options: object) -> None:
+        """Run the properties (those named in `only`) on the learner's subject, with these options (by name)."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise TypeError(f"this check takes no option {', '.join(unknown)}; its options are "
+                            f"{', '.join(self.defaults) or 'none'}")
+        settings = self.defaults | options
         for name, derive in self.derived.items():
             settings[name] = derive(**{option: settings[option] for option in inspect.signature(derive).parameters})
         words = {"name": getattr(subject, "__name__", self.subject), **settings}
@@ -91,19 +90,6 @@ class Check:
                      option: settings[option] for option in _option_names(prop.test)}))
                  for prop in self.properties]
         run_properties(self.title.format(**words), bound, only)
-
-    def _options(self, values: Sequence[object], options: dict[str, object]) -> dict[str, object]:
-        """The options given by position and by name, refused when unknown, too many or given twice."""
-        declared = ", ".join(self.defaults) or "none"
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise TypeError(f"this check takes no option {', '.join(unknown)}; its options are {declared}")
-        by_position = dict(zip(self.defaults, values, strict=False))
-        if len(values) > len(self.defaults) or set(by_position) & set(options):
-            raise TypeError(f"this check takes its options ({declared}) after the subject in this order, or by "
-                            f"name, each once; it was given {len(values)} by position and "
-                            f"{', '.join(options) or 'none'} by name")
-        return by_position | options
 
 
 def _option_names(test: Callable[..., None]) -> list[str]:
