@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -90,26 +91,20 @@ def fit(
     _check_is_module(model)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("schedule", schedule, SCHEDULES)
-    _check_positive(epochs=epochs, batch_size=batch_size)
-    if max_steps_per_epoch is not None:
-        _check_positive(max_steps_per_epoch=max_steps_per_epoch)
-    if fast_mode():
-        epochs = min(epochs, FAST_MAX_EPOCHS)
-        max_steps_per_epoch = min(max_steps_per_epoch or math.inf, FAST_MAX_STEPS_PER_EPOCH)
+    epochs, steps_per_epoch = _budget(epochs, batch_size, max_steps_per_epoch, len(data.train))
     seed_everything(seed)
     device = data.train.images.device
     bf16 = fast_kernels and device.type == "cuda"
     memory_format = torch.channels_last if fast_kernels and data.train.images.ndim == 4 else torch.preserve_format
     model.to(device, memory_format=memory_format)
     step_rule = _optimizer(optimizer, model, lr, weight_decay)
-    steps_per_epoch = min(math.ceil(len(data.train) / batch_size), max_steps_per_epoch or math.inf)
     scheduler = None
     if schedule == "one-cycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(step_rule, max_lr=lr, total_steps=epochs * steps_per_epoch)
     use_compile = device.type in COMPILE_PAYS_ON if compile is None else compile
     forward = torch.compile(model) if use_compile else model
     shuffler = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
-    num_classes = len(data.class_names)
+    step = _Step(forward, step_rule, scheduler, augment, memory_format, bf16, len(data.class_names))
     history = History()
     start = time.perf_counter()
     training_seconds = 0.0
@@ -117,27 +112,10 @@ def fit(
     for _ in bar:
         epoch_start = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
         order = torch.randperm(len(data.train), generator=shuffler).to(device)
-        for batch in order.split(batch_size)[:steps_per_epoch]:
-            images, labels = data.train.images[batch], data.train.labels[batch]
-            if augment is not None:
-                images = augment(images)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = _logits(forward, images.to(memory_format=memory_format), num_classes)
-                loss = F.cross_entropy(logits, labels)
-            step_rule.zero_grad(set_to_none=True)
-            loss.backward()
-            step_rule.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss.detach() * len(batch)
-            correct += (logits.argmax(dim=1) == labels).sum()
-            seen += len(batch)
-        history.train_loss.append(loss_sum.item() / seen)  # the epoch's one wait for the device
-        history.train_accuracy.append(correct.item() / seen)
+        train_loss, train_accuracy = _train_epoch(step, data.train, order.split(batch_size)[:steps_per_epoch])
+        history.train_loss.append(train_loss)
+        history.train_accuracy.append(train_accuracy)
         training_seconds += time.perf_counter() - epoch_start
         history.train_seconds.append(training_seconds)
         test_loss, test_accuracy = evaluate(model, data.test)
@@ -147,6 +125,53 @@ def fit(
                         test_acc=f"{test_accuracy:.3f}")
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _budget(epochs: int, batch_size: int, max_steps_per_epoch: int | None, examples: int) -> tuple[int, int]:
+    """The epochs and the steps per epoch a run makes: as asked, validated, and shrunk in fast mode."""
+    _check_positive(epochs=epochs, batch_size=batch_size)
+    if max_steps_per_epoch is not None:
+        _check_positive(max_steps_per_epoch=max_steps_per_epoch)
+    if fast_mode():
+        epochs = min(epochs, FAST_MAX_EPOCHS)
+        max_steps_per_epoch = min(max_steps_per_epoch or math.inf, FAST_MAX_STEPS_PER_EPOCH)
+    return epochs, min(math.ceil(examples / batch_size), max_steps_per_epoch or math.inf)
+
+
+class _Step(NamedTuple):
+    """What one optimisation step of a run needs, fixed for the whole run."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    augment: Callable[[torch.Tensor], torch.Tensor] | None
+    memory_format: torch.memory_format
+    bf16: bool
+    num_classes: int
+
+
+def _train_epoch(step: _Step, split: Split, batches: tuple[torch.Tensor, ...]) -> tuple[float, float]:
+    """One pass over the batches (index tensors): a step each; the mean loss and accuracy, read from the device once."""
+    device = split.labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for batch in batches:
+        images, labels = split.images[batch], split.labels[batch]
+        if step.augment is not None:
+            images = step.augment(images)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.bf16):
+            logits = _logits(step.forward, images.to(memory_format=step.memory_format), step.num_classes)
+            loss = F.cross_entropy(logits, labels)
+        step.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        step.optimizer.step()
+        if step.scheduler is not None:
+            step.scheduler.step()
+        loss_sum += loss.detach() * len(batch)
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += len(batch)
+    return loss_sum.item() / seen, correct.item() / seen  # the epoch's one wait for the device
 
 
 def _optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
