@@ -219,27 +219,32 @@ def _keeper(request: dict, fds: list[int]) -> None:
             os._exit(0)
 
 
+def _keep_only_its_descriptors(stdin: int, stdout: int, passed: dict[int, int]) -> None:
+    """Pipes on 0, 1 and 2, each passed descriptor at the number it was asked for, every other descriptor closed."""
+    os.dup2(stdin, 0)
+    os.dup2(stdout, 1)
+    os.dup2(stdout, 2)
+    moved = {fcntl.fcntl(fd, fcntl.F_DUPFD, 256): wanted for fd, wanted in passed.items()}  # out of the way
+    for fd in (stdin, stdout, *passed):
+        os.close(fd)
+    for fd, wanted in moved.items():
+        os.dup2(fd, wanted)
+        os.close(fd)
+    keep = {0, 1, 2, *passed.values()}
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def _worker(request: dict, stdin: int, stdout: int, passed: dict[int, int]) -> None:
     """The sandboxed process: its pipes in place, the sandbox entered, then `python -m module args` run here."""
     code = 1
     try:
         isolate.LIBC.prctl(isolate.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with its keeper
-        os.dup2(stdin, 0)
-        os.dup2(stdout, 1)
-        os.dup2(stdout, 2)
-        moved = {fcntl.fcntl(fd, fcntl.F_DUPFD, 256): wanted for fd, wanted in passed.items()}  # out of the way
-        for fd in (stdin, stdout, *passed):
-            os.close(fd)
-        for fd, wanted in moved.items():
-            os.dup2(fd, wanted)
-            os.close(fd)
-        keep = {0, 1, 2, *passed.values()}
-        for fd in map(int, os.listdir("/proc/self/fd")):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        _keep_only_its_descriptors(stdin, stdout, passed)
         os.environ.clear()
         os.environ.update(request["env"])
         scrubbed = isolate.enter_in_process([Path(p) for p in request["read"]], request["memory_gb"],
