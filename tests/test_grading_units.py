@@ -23,6 +23,7 @@ from autograder.grading.batch import Slots
 from autograder.grading.feedback import HideHiddenTests, ReadableFeedback, hide_tests, math_to_mathml, once
 from autograder.grading.flags import review_reasons
 from autograder.grading.graphs import ALLOWED_OPS, GraphError, check_spec, export_graph
+from autograder.grading.limits import TMP_MB
 from autograder.grading.preflight import MALFORMED, MANUAL, OK, REPAIRED, preflight
 from autograder.grading.rebuilt import StudentModule
 from autograder.grading.settings import Settings
@@ -334,7 +335,7 @@ print(json.dumps(seen))
 
 
 def run_sandboxed(launcher: str, source: str, args: list[str], *, memory_gb: float, read: list[Path] = (),
-                  tmp_mb: int = 1024, tmp_path: Path) -> supervise.Ended:
+                  tmp_mb: int = TMP_MB, tmp_path: Path) -> supervise.Ended:
     """Run Python source in the sandbox as a kernel starts (isolate.py's exec) or as the trusted decision's two
     processes start (a fork of the batch's fork server)."""
     if launcher == "exec":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from autograder.grading import forkserver, isolate, supervise
-from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END
+from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END, TMP_MB
 from autograder.grading.settings import Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
 
@@ -95,12 +95,14 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
         limits = {"wall_seconds": settings.wall_seconds, "memory_gb": settings.memory_gb}
         if not settings.isolated or settings.gpus:
             python = [sys.executable, *argv]
-            command = isolate.isolated_command(python, settings.memory_gb, read=reads) if settings.isolated else python
+            command = isolate.isolated_command(python, memory_gb=settings.memory_gb, tmp_mb=TMP_MB,
+                                               read=reads) if settings.isolated else python
             return supervise.run(command, env=role_env, stdin=stdin, pass_fds=(read_fd, write_fd),
                                  on_start=on_start, **limits)
         try:
             process = forkserver.server_for(role_env).start(argv, env=role_env, read=reads,
-                                                            memory_gb=settings.memory_gb, pass_fds=(read_fd, write_fd))
+                                                            memory_gb=settings.memory_gb, tmp_mb=TMP_MB,
+                                                            pass_fds=(read_fd, write_fd))
         except OSError as error:
             on_start(None)
             return supervise.Ended(Status.CRASHED, f"its sandbox could not be started ({error})", "")

@@ -108,7 +108,7 @@ class ForkServer:
         theirs.close()
 
     def start(self, argv: list[str], *, env: dict[str, str], read: list[Path], memory_gb: float,
-              pass_fds: tuple[int, ...] = (), tmp_mb: int = 1024) -> Forked:
+              tmp_mb: int, pass_fds: tuple[int, ...] = ()) -> Forked:
         """Start `python <argv>` (argv: -m module args...) in a fresh sandbox; the fds keep their numbers."""
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()

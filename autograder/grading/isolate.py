@@ -70,8 +70,8 @@ def needed_paths() -> list[Path]:
     return [*sorted(pythons), *course]
 
 
-def isolated_command(command: list[str], memory_gb: float, read: list[Path] = (), write: list[Path] = (),
-                     tmp_mb: int = 1024) -> list[str]:
+def isolated_command(command: list[str], *, memory_gb: float, tmp_mb: int, read: list[Path] = (),
+                     write: list[Path] = ()) -> list[str]:
     """The argv that runs `command` in the sandbox: pass it to subprocess (or use it as a kernel spec's argv)."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--memory-gb", str(memory_gb), "--tmp-mb", str(tmp_mb)]
     for path in read:
@@ -263,8 +263,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--read", action="append", default=[], help="an extra path the command may read")
     parser.add_argument("--write", action="append", default=[], help="a path the command may write (sockets)")
-    parser.add_argument("--memory-gb", type=float, default=6.0, help="data-memory limit of the command (0: none)")
-    parser.add_argument("--tmp-mb", type=int, default=1024, help="size of the private /tmp, in MiB")
+    parser.add_argument("--memory-gb", type=float, help="data-memory limit of the command (0: none)")
+    parser.add_argument("--tmp-mb", type=int, help="size of the private /tmp, in MiB")
     parser.add_argument("--wrap", action="store_true", help="run a trusted program whose leftovers die with it")
     parser.add_argument("--runtime", help="with --wrap: the folder that becomes a small private tmpfs")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -273,6 +273,8 @@ def main() -> None:
         args.command = args.command[1:]
     if not args.command:
         parser.error("no command given after --")
+    if not args.wrap and None in (args.memory_gb, args.tmp_mb):
+        parser.error("--memory-gb and --tmp-mb are required: the driver passes limits.MEMORY_GB and limits.TMP_MB")
     if args.wrap:
         _wrap(args)
     elif os.environ.get(INSIDE) == "namespaces":

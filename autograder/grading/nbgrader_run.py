@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from autograder.grading import isolate, supervise
+from autograder.grading.limits import TMP_MB
 from autograder.grading.settings import CONFIG_DIR, Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
 
@@ -62,7 +63,8 @@ def _write_kernel_spec(settings: Settings, scratch: Path, runtime: Path) -> Path
     spec = share / "kernels" / KERNEL
     spec.mkdir(parents=True)
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    argv = isolate.isolated_command(kernel, settings.memory_gb, read=sandbox_reads(), write=[runtime])
+    argv = isolate.isolated_command(kernel, memory_gb=settings.memory_gb, tmp_mb=TMP_MB, read=sandbox_reads(),
+                                    write=[runtime])
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "isolated", "language": "python"}))
     return share
 
