@@ -172,9 +172,9 @@ def test_the_reported_ablation_must_be_what_the_recipe_gives(capsys):
     assert "FAIL" not in capsys.readouterr().out
     shift = 0.1 if honest["without shortcuts"] < 0.9 else -0.1
     made_up = {**honest, "without shortcuts": honest["without shortcuts"] + shift}
-    keys, printed = ablation_failing(capsys, AblatableResNet, made_up, data, only="measured")
+    keys, printed = ablation_failing(capsys, AblatableResNet, only="measured", reported=made_up, data=data)
     assert keys == {"measured"} and "report the final validation accuracy of exactly that run" in printed
-    keys, printed = ablation_failing(capsys, AblatableResNet, [0.8, 0.7], data, only="measured")
+    keys, printed = ablation_failing(capsys, AblatableResNet, only="measured", reported=[0.8, 0.7], data=data)
     assert "should be a dict with the keys" in printed
 
 
