@@ -65,10 +65,10 @@ formgrader: gradebook  ## instructors: JupyterLab on the grading folder, opening
 	mkdir -p $(GRADING_ROOT)/exchange
 	test -f $(GRADING_ROOT)/nbgrader_config.py || \
 		echo 'load_subconfig("$(abspath autograder/nbgrader_config.py)")  # noqa: F821' > $(GRADING_ROOT)/nbgrader_config.py
-	@# its Autograde buttons go through the course's driver (autograder/grading/formgrader.py), never around it
+	@# its Autograde buttons go through the course's driver (autograder/grading/nbgrader_steps/formgrader.py), never around it
 	cd $(GRADING_ROOT) && PYTHONPATH=$(CURDIR) JUPYTERLAB_SETTINGS_DIR=$(LAB_STATE)/user-settings \
 		JUPYTERLAB_WORKSPACES_DIR=$(LAB_STATE)/workspaces $(BIN)/jupyter lab --LabApp.default_url=/formgrader \
-		--ServerApp.jpserver_extensions="{'autograder.grading.formgrader': True}" $(ALLOW_ROOT) $(LAB_ARGS)
+		--ServerApp.jpserver_extensions="{'autograder.grading.nbgrader_steps.formgrader': True}" $(ALLOW_ROOT) $(LAB_ARGS)
 
 gradebook: $(STAMP)  ## load every assignment of solutions/ into the gradebook (lessons/ stays untouched)
 	mkdir -p $(GRADING_ROOT)
@@ -91,7 +91,7 @@ PATTERN ?= auto
 collect: $(STAMP)  ## unpack a course platform's zip: A=<assignment> ZIP=<download> [PATTERN=canvas|moodle|plain] [FORCE=1]
 	@test -n "$(A)" -a -n "$(ZIP)" || { echo "usage: make collect A=<assignment> ZIP=<submissions.zip>" \
 		"[PATTERN=auto|canvas|moodle|plain|<regex with (?P<student>...)>] [FORCE=1] [MAX_MB=<MB>]"; exit 2; }
-	$(BIN)/python -m autograder.grading.collect "$(ZIP)" "$(A)" --root "$(GRADING_ROOT)" --pattern '$(PATTERN)' \
+	$(BIN)/python -m autograder.grading.intake.collect "$(ZIP)" "$(A)" --root "$(GRADING_ROOT)" --pattern '$(PATTERN)' \
 		$(if $(MAX_MB),--max-mb "$(MAX_MB)") $(if $(filter 1,$(FORCE)),--force)
 
 J ?= 1

@@ -47,23 +47,24 @@ c.Execute.interrupt_on_timeout = True
 from nbgrader.converters import Autograde  # noqa: E402
 from nbgrader.preprocessors import Execute  # noqa: E402
 
-from autograder.grading.execute import CappedExecute  # noqa: E402
+from autograder.grading.nbgrader_steps.execute import CappedExecute  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [CappedExecute if step is Execute else step
                                        for step in Autograde.class_traits()["autograde_preprocessors"].default()]
 
 # Feedback: the trusted decision's output for each test cell (pipeline.py), hidden tests' code never, math as
-# MathML (offline), each check once and named in the summary (autograder/grading/feedback.py and its template).
+# MathML (offline), each check once and named in the summary (autograder/grading/nbgrader_steps/feedback.py and
+# its template).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from autograder.grading.feedback import TEMPLATES, HideHiddenTests, ReadableFeedback  # noqa: E402
+from autograder.grading.nbgrader_steps.feedback import TEMPLATES, HideHiddenTests, ReadableFeedback  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ReadableFeedback, CSSHTMLHeaderPreprocessor]
 c.HTMLExporter.template_name = "course_feedback"
 c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
 
 # `make grades`: grades.csv with each row's status and reason from report.csv; no silent zero for ungraded work.
-from autograder.grading.export import CsvWithStatusExport  # noqa: E402
+from autograder.grading.nbgrader_steps.export import CsvWithStatusExport  # noqa: E402
 
 c.ExportApp.plugin_class = CsvWithStatusExport

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from notebooks import REPOSITORY
 
-from autograder.grading.collect import collect, main, safe_id
+from autograder.grading.intake.collect import collect, main, safe_id
 
 BIN = Path(sys.executable).parent
 A = "04_residual_blocks"

@@ -18,14 +18,21 @@ from hostile import CORPUS, _stripped, _text
 from notebooks import REPOSITORY, notebook_path
 from torch import nn
 
-from autograder.grading import decide, forkserver, isolate, supervise, wire
 from autograder.grading.batch import Slots
-from autograder.grading.feedback import HideHiddenTests, ReadableFeedback, hide_tests, math_to_mathml, once
-from autograder.grading.flags import review_reasons
-from autograder.grading.graphs import ALLOWED_OPS, GraphError, check_spec, export_graph
+from autograder.grading.decision import decide, forkserver, wire
+from autograder.grading.decision.graphs import ALLOWED_OPS, GraphError, check_spec, export_graph
+from autograder.grading.decision.rebuilt import StudentModule
+from autograder.grading.intake.flags import review_reasons
+from autograder.grading.intake.preflight import MALFORMED, MANUAL, OK, REPAIRED, preflight
+from autograder.grading.jail import isolate, supervise
 from autograder.grading.limits import TMP_MB
-from autograder.grading.preflight import MALFORMED, MANUAL, OK, REPAIRED, preflight
-from autograder.grading.rebuilt import StudentModule
+from autograder.grading.nbgrader_steps.feedback import (
+    HideHiddenTests,
+    ReadableFeedback,
+    hide_tests,
+    math_to_mathml,
+    once,
+)
 from autograder.grading.settings import Settings
 from autograder.grading.status import Status
 from residual_course.probes import trace_forward

@@ -69,6 +69,6 @@ def test_the_layout_section_names_every_module_of_the_package_and_of_the_grading
     readme = (REPOSITORY / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
     for folder in ("residual_course", "autograder/grading"):
-        for path in (REPOSITORY / folder).glob("*.py"):
+        for path in (REPOSITORY / folder).rglob("*.py"):
             if path.stem != "__init__":
                 assert path.stem in layout, f"the README's layout section does not name {folder}/{path.name}"

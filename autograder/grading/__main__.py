@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.grading import isolate
 from autograder.grading.batch import grade_all, submitted_students
+from autograder.grading.jail import isolate
 from autograder.grading.limits import MEMORY_GB, WALL_SECONDS
 from autograder.grading.report import summary, write_report
 from autograder.grading.settings import REPOSITORY, Settings, db_url_for

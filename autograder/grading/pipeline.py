@@ -15,8 +15,11 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from autograder.grading import decide, flags, nbgrader_run, supervise
-from autograder.grading.preflight import MALFORMED, MANUAL, preflight
+from autograder.grading.decision import decide
+from autograder.grading.intake import flags
+from autograder.grading.intake.preflight import MALFORMED, MANUAL, preflight
+from autograder.grading.jail import supervise
+from autograder.grading.nbgrader_steps import autograde as nbgrader_run
 from autograder.grading.report import Outcome
 from autograder.grading.settings import Settings
 from autograder.grading.status import Status

@@ -1,6 +1,6 @@
 """Run one untrusted process (a student's kernel, or its process in the trusted decision) in a sandbox of its own.
 
-`python autograder/grading/isolate.py [options] -- command...` (a plain script, so kernels can start it from
+`python autograder/grading/jail/isolate.py [options] -- command...` (a plain script, so kernels can start it from
 anywhere) re-executes itself inside new network, mount, PID, UTS and IPC namespaces (`unshare`; the whole
 namespace dies with it), then, as root for the last time:
 
@@ -63,7 +63,7 @@ def namespaces_available() -> bool:
 
 def needed_paths() -> list[Path]:
     """What every sandboxed Python needs to read: its interpreter, its packages and the course's code."""
-    repository = Path(__file__).resolve().parents[2]
+    repository = Path(__file__).resolve().parents[3]
     course = [repository / "residual_course", repository / "autograder" / "__init__.py",
               repository / "autograder" / "grading"]
     pythons = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent}

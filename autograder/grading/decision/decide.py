@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from autograder.grading import forkserver, isolate, supervise
+from autograder.grading.decision import forkserver
+from autograder.grading.jail import isolate, supervise
 from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END, TMP_MB
 from autograder.grading.settings import Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
@@ -91,7 +92,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
                on_start: Callable[[object], None] = lambda _: None) -> supervise.Ended:
         """One of the two processes, supervised: forked from the batch's fork server into its sandbox (on the
         CPU; with GPUs, and without namespaces, a fresh interpreter starts, as before the fork server)."""
-        argv = ["-m", f"autograder.grading.{module}", str(read_fd), str(write_fd)]
+        argv = ["-m", f"autograder.grading.decision.{module}", str(read_fd), str(write_fd)]
         limits = {"wall_seconds": settings.wall_seconds, "memory_gb": settings.memory_gb}
         if not settings.isolated or settings.gpus:
             python = [sys.executable, *argv]
@@ -113,7 +114,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
     started = threading.Event()
 
     def run_student() -> None:
-        student["ended"] = launch("sandbox", to_student, from_student, {**env, "OMP_NUM_THREADS": "1"},
+        student["ended"] = launch("student_side", to_student, from_student, {**env, "OMP_NUM_THREADS": "1"},
                                   on_start=lambda _: started.set())
 
     thread = threading.Thread(target=run_student, daemon=True)
@@ -123,7 +124,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
         os.close(fd)
     nonce = secrets.token_hex(16)
     job_bytes = json.dumps({**job, "nonce": nonce}).encode()
-    ended = launch("trusted", to_trusted, from_trusted, {**env, **salt}, stdin=job_bytes)
+    ended = launch("trusted_side", to_trusted, from_trusted, {**env, **salt}, stdin=job_bytes)
     for fd in (to_trusted, from_trusted):
         os.close(fd)
     thread.join(timeout=settings.wall_seconds + 30)

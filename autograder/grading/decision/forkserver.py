@@ -30,10 +30,11 @@ import threading
 import traceback
 from pathlib import Path
 
-from autograder.grading import isolate
+from autograder.grading.jail import isolate
 
 PRELOADED = ("torch", "torchvision.models", "numpy", "matplotlib.pyplot", "IPython.core.interactiveshell",
-             "autograder.grading.bridge", "autograder.grading.graphs", "autograder.grading.rebuilt")
+             "autograder.grading.decision.bridge", "autograder.grading.decision.graphs",
+             "autograder.grading.decision.rebuilt")
 KEPT_OUT = ("RESIDUAL_COURSE_CHECK_SALT",)  # per job: sent with each start, never part of a server's environment
 
 
@@ -102,8 +103,8 @@ class ForkServer:
         env = {**_visible(env), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(self.matplotlib)}
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
-        self.process = subprocess.Popen([sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno())],
-                                        env=env, cwd="/", pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+        server = [sys.executable, "-m", "autograder.grading.decision.forkserver", str(theirs.fileno())]
+        self.process = subprocess.Popen(server, env=env, cwd="/", pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL)
         theirs.close()
 
@@ -185,7 +186,7 @@ def _warm_up_export() -> None:
     import torch
     from torch import nn
 
-    from autograder.grading.graphs import export_graph, quiet_export
+    from autograder.grading.decision.graphs import export_graph, quiet_export
 
     block = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2, 1))
     with quiet_export():

@@ -1,11 +1,11 @@
 """The trusted decision: the notebook's own checks and hidden tests, run in a process where no student code runs.
 
-`python -m autograder.grading.trusted READ_FD WRITE_FD` reads a job on stdin: the source notebook's cells in order
-(ordinary cells, the students' answer cells' names, the instructor's test cells with their hidden tests). It runs
-the ordinary and test cells itself, with torch, numpy and the course package of its own. Where an answer cell
-stands, it binds the names that the instructor's solution defines there to what the sandboxed student process
-(sandbox.py) reports: values as data, and functions, classes and modules as proxies. A proxy's call sends its
-arguments to the sandbox as data and receives the result as data; a student module becomes a StudentModule
+`python -m autograder.grading.decision.trusted_side READ_FD WRITE_FD` reads a job on stdin: the source notebook's
+cells in order (ordinary cells, the students' answer cells' names, the instructor's test cells with their hidden
+tests). It runs the ordinary and test cells itself, with torch, numpy and the course package of its own. Where an
+answer cell stands, it binds the names that the instructor's solution defines there to what the sandboxed student
+process (sandbox.py) reports: values as data, and functions, classes and modules as proxies. A proxy's call sends
+its arguments to the sandbox as data and receives the result as data; a student module becomes a StudentModule
 (rebuilt.py), which runs the student's exported graphs on the trusted side's own tensors. Each test cell's verdict
 is its own outcome here: passed, or the error it raised.
 
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from autograder.grading import bridge, wire
-from autograder.grading.graphs import ExportFailed, export_graph, quiet_export
-from autograder.grading.rebuilt import StudentModule
+from autograder.grading.decision import bridge, wire
+from autograder.grading.decision.graphs import ExportFailed, export_graph, quiet_export
+from autograder.grading.decision.rebuilt import StudentModule
 
 OUTPUT_LIMIT = 20_000  # characters of a test cell's output kept for the feedback
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from autograder.grading.limits import MAX_SUBMISSION_MB
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 
 # Each preset is a regex matched against the whole path inside the zip; its `student` group names the student.
 PRESETS = {
@@ -187,7 +187,7 @@ def collect_student(archive: zipfile.ZipFile, student: str, entries: list[tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: python -m autograder.grading.collect ZIP ASSIGNMENT [--root R] [--pattern P] [--force]
+    """Command line: python -m autograder.grading.intake.collect ZIP ASSIGNMENT [--root R] [--pattern P] [--force]
     [--max-mb N]; exits 1 when nothing was collected."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("zip", type=Path, help="the zip downloaded from the course platform")

@@ -1,19 +1,19 @@
 """The student's process in grading: it runs the student's cells, then answers the trusted process with data.
 
-`python -m autograder.grading.sandbox READ_FD WRITE_FD` runs (inside isolate.py's sandbox) under the trusted
-process's direction. Its first request carries the released notebook's ordinary cells and the student's answer
-cells; it runs them, then hands over what each answer cell defined: plain values as data, and functions, classes
-and modules as references. Every later request is one of: call this reference with these arguments, read this
-attribute, or export this module for inputs like these (graphs.export_graph). Whatever the student's code does in
-here, what leaves the process is data, which the trusted side checks against its own computation.
+`python -m autograder.grading.decision.student_side READ_FD WRITE_FD` runs (inside isolate.py's sandbox) under the
+trusted process's direction. Its first request carries the released notebook's ordinary cells and the student's
+answer cells; it runs them, then hands over what each answer cell defined: plain values as data, and functions,
+classes and modules as references. Every later request is one of: call this reference with these arguments, read
+this attribute, or export this module for inputs like these (graphs.export_graph). Whatever the student's code does
+in here, what leaves the process is data, which the trusted side checks against its own computation.
 
 Objects of the trusted side that the trusted side passes in (a model to measure, a block factory, an optimiser)
-arrive as look-alikes: torch.nn modules rebuilt layer by layer from their description, with copies of their
-tensors, whose forward pass runs the trusted side's exported graph; an optimiser of the same class over those
-copies; a callable that asks the trusted side to run the real one. After each call, the tensors and optimiser
-state the student's code changed go back with the reply. When a student's module that contains one of them is
-exported, the look-alike appears in the graph as one opaque call (course::trusted), which the trusted side runs
-as the real object.
+arrive as look-alikes: torch.nn modules rebuilt layer by layer from their description, with copies of their tensors,
+whose forward pass runs the trusted side's exported graph; an optimiser of the same class over those copies; a
+callable that asks the trusted side to run the real one. After each call, the tensors and optimiser state the
+student's code changed go back with the reply. When a student's module that contains one of them is exported, the
+look-alike appears in the graph as one opaque call (course::trusted), which the trusted side runs as the real
+object.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from autograder.grading import bridge, wire
-from autograder.grading.graphs import ExportFailed, export_graph, quiet_export, run_graph
+from autograder.grading.decision import bridge, wire
+from autograder.grading.decision.graphs import ExportFailed, export_graph, quiet_export, run_graph
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
 

@@ -47,7 +47,7 @@ class AutogradeThroughDriver(JupyterHandler):
 
 
 def _jupyter_server_extension_points() -> list[dict]:
-    return [{"module": "autograder.grading.formgrader"}]
+    return [{"module": "autograder.grading.nbgrader_steps.formgrader"}]
 
 
 def _load_jupyter_server_extension(serverapp: object) -> None:

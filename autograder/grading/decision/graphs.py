@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autograder.grading.wire import float_from_json, plain_json, tensor_from_wire, tensor_to_wire
+from autograder.grading.decision.wire import float_from_json, plain_json, tensor_from_wire, tensor_to_wire
 
 TRUSTED_CALL = "course::trusted.default"  # a module of the trusted side, called inside a student's module
 SET_GRAD = "hop::wrap_with_set_grad_enabled"  # `with torch.no_grad():` inside forward

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograder.grading import isolate, supervise
+from autograder.grading.jail import isolate, supervise
 from autograder.grading.limits import TMP_MB
 from autograder.grading.settings import CONFIG_DIR, Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autograder.grading.graphs import TRUSTED_CALL, ExportFailed, GraphError, check_spec, decode_arg, run_graph
-from autograder.grading.wire import tensor_from_wire
+from autograder.grading.decision.graphs import TRUSTED_CALL, ExportFailed, GraphError, check_spec, decode_arg, run_graph
+from autograder.grading.decision.wire import tensor_from_wire
 
 Signature = tuple[tuple[tuple[int, ...], str, str, str], ...]
 # Graphs by (family, signature, mode): modules that one student callable built from the same plain arguments are

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.grading import wire
+from autograder.grading.decision import wire
 
 # Dataclasses that may cross by value: plain fields, rebuilt on the other side by the class's own constructor.
 DATACLASSES = ("residual_course.training:History",)
