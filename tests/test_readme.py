@@ -68,7 +68,7 @@ def test_every_lesson_part_is_named_by_its_lessons_slug_or_is_a_shared_module_th
 def test_the_layout_section_names_every_module_of_the_package_and_of_the_grading_driver():
     readme = (REPOSITORY / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
-    for folder in ("residual_course", "autograder/grading"):
-        for path in (REPOSITORY / folder).rglob("*.py"):
+    for folder, pattern in (("residual_course", "*.py"), ("autograder/grading", "**/*.py")):
+        for path in (REPOSITORY / folder).glob(pattern):
             if path.stem != "__init__":
                 assert path.stem in layout, f"the README's layout section does not name {folder}/{path.name}"
