@@ -62,6 +62,7 @@ from autograder.grading.nbgrader_steps.feedback import TEMPLATES, HideHiddenTest
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, ReadableFeedback, CSSHTMLHeaderPreprocessor]
 c.HTMLExporter.template_name = "course_feedback"
+c.HTMLExporter.sanitize_html = True  # outputs' HTML cleaned too (the test cells' outputs are plain text anyway)
 c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
 
 # `make grades`: grades.csv with each row's status and reason from report.csv; no silent zero for ungraded work.

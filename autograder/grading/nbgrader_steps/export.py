@@ -11,10 +11,12 @@ from pathlib import Path
 
 from nbgrader.plugins import CsvExportPlugin
 
+from autograder.grading.escape import spreadsheet_cell
 from autograder.grading.report import read_report
 from autograder.grading.status import Status
 
 NOT_SUBMITTED = "not submitted"
+TEXT_FIELDS = ("assignment", "student_id", "last_name", "first_name", "email", "status", "reason", "review")
 
 
 class CsvWithStatusExport(CsvExportPlugin):
@@ -30,7 +32,7 @@ class CsvWithStatusExport(CsvExportPlugin):
         fields = [*rows[0].keys(), "status", "reason", "review"] if rows else [
             "assignment", "student_id", "score", "max_score", "status", "reason", "review"]
         for row in rows:
-            reported = report.pop((row["assignment"], row["student_id"]), None)
+            reported = report.pop((row["assignment"], spreadsheet_cell(row["student_id"])), None)
             if reported is None:
                 row["status"] = Status.GRADED if row["timestamp"] else NOT_SUBMITTED
                 row["reason"] = row["review"] = ""
@@ -44,6 +46,8 @@ class CsvWithStatusExport(CsvExportPlugin):
                 rows.append({"assignment": assignment, "student_id": student, "score": "",
                              "max_score": str(float(reported["max_score"])), "status": reported["status"],
                              "reason": reported["reason"], "review": reported.get("review", "")})
+        for row in rows:  # names from the gradebook or an LMS, reasons naming a student's classes: never a formula
+            row.update({name: spreadsheet_cell(row[name]) for name in TEXT_FIELDS if row.get(name)})
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fields, restval="")
             writer.writeheader()

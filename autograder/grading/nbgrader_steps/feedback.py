@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 
 import latex2mathml.converter
+import nbformat
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from autograder.grading.limits import HIDDEN_TESTS_BEGIN, HIDDEN_TESTS_END
+from autograder.grading.settings import REPOSITORY
 
 TEMPLATES = Path(__file__).with_name("templates")
 HIDDEN_BLOCK = re.compile(rf"^[ \t]*### {HIDDEN_TESTS_BEGIN}.*?^[ \t]*### {HIDDEN_TESTS_END}[^\n]*\n?",
@@ -75,13 +77,37 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
+def as_plain_text(markdown: str) -> str:
+    """Markdown that shows the text as written: a fenced block longer than any run of backticks inside it, which
+    the page escapes (no tag or script a student wrote reaches the instructor's browser as HTML)."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", markdown)), default=0))
+    return f"{fence}text\n{markdown}\n{fence}"
+
+
+def lesson_markdown(assignment: str) -> set[str]:
+    """The markdown cells the lesson itself has (the source notebook's): the only ones rendered as HTML."""
+    path = REPOSITORY / "solutions" / assignment / f"{assignment}.ipynb"
+    if not path.exists():
+        return set()
+    return {cell.source.strip() for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"}
+
+
 class ReadableFeedback(NbGraderPreprocessor):
-    """MathML for the markdown's LaTeX; each check's output once; each test cell's checked properties named."""
+    """MathML for the lesson's LaTeX; a student's own markdown as plain text; each check's output once; each test
+    cell's checked properties named."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        self._lesson = lesson_markdown(str(resources.get("nbgrader", {}).get("assignment", "")))
+        return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict,
                         index: int) -> tuple[NotebookNode, ResourcesDict]:
         if cell.cell_type == "markdown":
-            cell.source = math_to_mathml(cell.source)
+            written_by_the_lesson = cell.source.strip() in self._lesson
+            cell.source = math_to_mathml(cell.source) if written_by_the_lesson else as_plain_text(cell.source)
+            return cell, resources
+        if cell.cell_type == "raw":
+            cell.source = ""  # raw cells go into the page unescaped
             return cell, resources
         checks: list[str] = []
         for output in cell.get("outputs", []):
