@@ -41,7 +41,7 @@ c.ClearOutput.enabled = True
 
 # Autograding runs in fast mode (nbgrader sets NBGRADER_EXECUTION): a lesson takes well under a minute on a CPU.
 c.Execute.timeout = limits.CELL_SECONDS
-c.Execute.startup_timeout = 120
+c.Execute.startup_timeout = limits.KERNEL_START_SECONDS
 c.Execute.interrupt_on_timeout = True
 # ...with its output bounded in bytes (a kernel that prints a gigabyte gets a line saying it was cut).
 from nbgrader.converters import Autograde  # noqa: E402

@@ -17,7 +17,7 @@ from hostile import ASSIGNMENT, CORPUS, PTH_FILE, REVIEW, WALL_SECONDS
 from nbgrader.api import Gradebook
 from notebooks import REPOSITORY, notebook_path
 from test_autograde import make
-from test_grading_units import nobodys_processes
+from test_grading_units import sandboxed_processes
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/ns/net").exists(), reason="needs Linux")
 
@@ -89,7 +89,7 @@ def test_nothing_reached_the_host(batch):
     assert not Path("/dev/shm/residual-course-leftover").exists()
     assert not list(batch.rglob("ballast-*")) and not list(Path("/tmp").glob("ballast-*"))
     assert not (batch / ".isolation").exists() or not any((batch / ".isolation").iterdir())
-    assert not nobodys_processes()
+    assert not sandboxed_processes()
 
 
 def test_output_floods_are_cut_in_bytes(batch):

@@ -24,8 +24,8 @@ from autograder.grading.decision.graphs import ALLOWED_OPS, GraphError, check_sp
 from autograder.grading.decision.rebuilt import StudentModule
 from autograder.grading.intake.flags import review_reasons
 from autograder.grading.intake.preflight import MALFORMED, MANUAL, OK, REPAIRED, preflight
-from autograder.grading.jail import isolate, supervise
-from autograder.grading.limits import TMP_MB
+from autograder.grading.jail import cgroups, isolate, supervise
+from autograder.grading.limits import MAX_PROCESSES, SANDBOX_UIDS, TMP_MB
 from autograder.grading.nbgrader_steps.feedback import (
     HideHiddenTests,
     ReadableFeedback,
@@ -335,6 +335,11 @@ try:
 except OSError as error:
     seen["network"] = str(error)
 seen["hostname_ns"] = os.readlink("/proc/self/ns/uts")
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+key = libc.syscall(248, b"user", b"leak", b"hidden test source", 18, -3)  # add_key to the session keyring
+seen["keyring"] = os.strerror(ctypes.get_errno()) if key < 0 else "a key was added"
+seen["cgroup"] = open("/proc/self/cgroup").read()
 seen["environ"] = open("/proc/self/environ").read()
 seen["status"] = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 print(json.dumps(seen))
@@ -344,11 +349,13 @@ print(json.dumps(seen))
 def run_sandboxed(launcher: str, source: str, args: list[str], *, memory_gb: float, read: list[Path] = (),
                   tmp_mb: int = TMP_MB, tmp_path: Path) -> supervise.Ended:
     """Run Python source in the sandbox as a kernel starts (isolate.py's exec) or as the trusted decision's two
-    processes start (a fork of the batch's fork server)."""
+    processes start (a fork of the batch's fork server), each with a uid and a cgroup of its own."""
+    cgroup = cgroups.for_sandbox(memory_gb)
+    jail = {"uid": isolate.sandbox_uid(), "cgroup": list(cgroup.folders) if cgroup else []}
     if launcher == "exec":
         command = isolate.isolated_command([sys.executable, "-c", source, *args], memory_gb=memory_gb, read=read,
-                                           tmp_mb=tmp_mb)
-        return supervise.run(command, env=dict(os.environ), wall_seconds=60, memory_gb=memory_gb)
+                                           tmp_mb=tmp_mb, **jail)
+        return supervise.run(command, env=dict(os.environ), wall_seconds=60, memory_gb=memory_gb, cgroup=cgroup)
     modules = tmp_path / "probe_modules"
     modules.mkdir(exist_ok=True)
     (modules / "probe_module.py").write_text(source)
@@ -356,8 +363,8 @@ def run_sandboxed(launcher: str, source: str, args: list[str], *, memory_gb: flo
     server = forkserver.ForkServer(env)
     try:
         process = server.start(["-m", "probe_module", *args], env=env, read=[modules, *read], memory_gb=memory_gb,
-                               tmp_mb=tmp_mb)
-        return supervise.watch(process, wall_seconds=60, memory_gb=memory_gb)
+                               tmp_mb=tmp_mb, **jail)
+        return supervise.watch(process, wall_seconds=60, memory_gb=memory_gb, cgroup=cgroup)
     finally:
         server.close()
 
@@ -383,7 +390,11 @@ def test_a_sandboxed_process_sees_only_what_it_needs(tmp_path, monkeypatch, laun
         subprocess.run(["rm", "-rf", str(second_copy), str(in_home)])
     assert ended.status == Status.GRADED and ended.returncode == 0, ended.output[-2000:]
     seen = json.loads(ended.output.strip().splitlines()[-1])
-    assert seen["uid"] == 65534 and seen["parent"] == 0  # nobody, alone in its PID namespace
+    low, high = SANDBOX_UIDS
+    assert low <= seen["uid"] <= high and seen["parent"] == 0  # a uid of its own, alone in its PID namespace
+    assert seen["keyring"] == "Operation not permitted"  # no key can carry data to another sandbox
+    if cgroups.for_sandbox(1) is not None:  # where cgroups can be written (they can on CI)
+        assert "residual-course-" in seen["cgroup"]
     assert seen["absent"] == hidden and seen["read"] == "readable"
     assert seen["course"] == "Read-only file system"
     assert seen["proc_sys"] in ("Read-only file system", "Permission denied")
@@ -407,15 +418,51 @@ def test_a_sandbox_leaves_nothing_behind_and_its_tmpfs_counts_as_memory(tmp_path
     ended = run_sandboxed(launcher, fill, [], memory_gb=memory_gb, tmp_mb=ballast_mb + 512, tmp_path=tmp_path)
     assert ended.status == Status.OUT_OF_MEMORY and time.monotonic() - start < 30, ended.output[-1000:]
     assert "started" in ended.output, "it must be the ballast that the limit stopped, not the start"
-    assert not nobodys_processes(), "the namespace died with its first process"
+    assert not sandboxed_processes(), "the namespace died with its first process"
 
 
-def nobodys_processes(patience: float = 5.0) -> str:
-    """Processes of the sandbox user still alive after `patience` seconds (a killed namespace takes a moment)."""
+HOLD_EVERY_PROCESS = """
+import os, sys, time
+children = 0
+while True:
+    try:
+        if os.fork() == 0:
+            time.sleep(8)
+            os._exit(0)
+        children += 1
+    except OSError:
+        break
+print("held", children, flush=True)
+time.sleep(8)
+"""
+FORK_A_FEW = "import os\nfor _ in range(20):\n    pid = os.fork()\n    pid or os._exit(0)\n    os.waitpid(pid, 0)\n" \
+             "print('forked 20')"
+
+
+@needs_namespaces
+def test_one_sandbox_at_its_process_limit_leaves_another_free(tmp_path):
+    """Process limits are per sandbox (its own uid and cgroup), not shared by every sandbox of the machine."""
+    holder = threading.Thread(target=run_sandboxed, args=("exec", HOLD_EVERY_PROCESS, []),
+                              kwargs={"memory_gb": 0, "tmp_path": tmp_path}, daemon=True)  # RSS counts shared pages
+    holder.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(sandboxed_processes(0).splitlines()) < MAX_PROCESSES - 10:
+        time.sleep(0.2)
+    assert len(sandboxed_processes(0).splitlines()) >= MAX_PROCESSES - 10, "the first sandbox holds its limit"
+    ended = run_sandboxed("exec", FORK_A_FEW, [], memory_gb=1, tmp_path=tmp_path)
+    holder.join()
+    assert ended.status == Status.GRADED and "forked 20" in ended.output, ended.output[-500:]
+    assert not sandboxed_processes()
+
+
+def sandboxed_processes(patience: float = 5.0) -> str:
+    """Processes of a sandbox's uid still alive after `patience` seconds (a killed namespace takes a moment)."""
     deadline = time.monotonic() + patience
+    low, high = SANDBOX_UIDS
     while True:
-        alive = subprocess.run(["ps", "-u", "nobody", "-o", "pid=,stat=,cmd="], capture_output=True, text=True).stdout
-        alive = "\n".join(line for line in alive.splitlines() if " Z" not in line)
+        listed = subprocess.run(["ps", "-e", "-o", "uid=,pid=,stat=,cmd="], capture_output=True, text=True).stdout
+        alive = "\n".join(line for line in listed.splitlines()
+                          if low <= int(line.split()[0]) <= high and " Z" not in line)
         if not alive.strip() or time.monotonic() > deadline:
             return alive.strip()
         time.sleep(0.2)

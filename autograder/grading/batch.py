@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
+from autograder.grading.limits import LOAD_ASSIGNMENT_SECONDS
 from autograder.grading.pipeline import grade_student
 from autograder.grading.report import Outcome
 from autograder.grading.settings import CONFIG_DIR, Settings, slot_environment
@@ -50,7 +51,8 @@ def load_assignment(settings: Settings) -> nbformat.NotebookNode:
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "generate_assignment", settings.assignment,
                            "--force", f"--CourseDirectory.release_directory={settings.root / 'release'}"],
-                          cwd=CONFIG_DIR, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=CONFIG_DIR, env=env, capture_output=True, text=True,
+                          timeout=LOAD_ASSIGNMENT_SECONDS)
     if done.returncode != 0:
         raise SystemExit(f"nbgrader could not load {settings.assignment} into the gradebook:\n"
                          f"{(done.stdout + done.stderr)[-2000:]}")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import nbformat
 
 from autograder.grading.decision import forkserver
-from autograder.grading.jail import isolate, supervise
-from autograder.grading.limits import SOLUTION_BEGIN, SOLUTION_END, TMP_MB
+from autograder.grading.jail import cgroups, isolate, supervise
+from autograder.grading.limits import REPLY_SECONDS, SOLUTION_BEGIN, SOLUTION_END, START_SECONDS, TMP_MB
 from autograder.grading.settings import Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
 
@@ -93,19 +93,23 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
         """One of the two processes, supervised: forked from the batch's fork server into its sandbox (on the
         CPU; with GPUs, and without namespaces, a fresh interpreter starts, as before the fork server)."""
         argv = ["-m", f"autograder.grading.decision.{module}", str(read_fd), str(write_fd)]
-        limits = {"wall_seconds": settings.wall_seconds, "memory_gb": settings.memory_gb}
+        cgroup = cgroups.for_sandbox(settings.memory_gb) if settings.isolated else None
+        jail = {"uid": isolate.sandbox_uid(), "cgroup": list(cgroup.folders) if cgroup else []}
+        limits = {"wall_seconds": settings.wall_seconds, "memory_gb": settings.memory_gb, "cgroup": cgroup}
         if not settings.isolated or settings.gpus:
             python = [sys.executable, *argv]
-            command = isolate.isolated_command(python, memory_gb=settings.memory_gb, tmp_mb=TMP_MB,
-                                               read=reads) if settings.isolated else python
+            command = isolate.isolated_command(python, memory_gb=settings.memory_gb, tmp_mb=TMP_MB, read=reads,
+                                               **jail) if settings.isolated else python
             return supervise.run(command, env=role_env, stdin=stdin, pass_fds=(read_fd, write_fd),
                                  on_start=on_start, **limits)
         try:
             process = forkserver.server_for(role_env).start(argv, env=role_env, read=reads,
                                                             memory_gb=settings.memory_gb, tmp_mb=TMP_MB,
-                                                            pass_fds=(read_fd, write_fd))
+                                                            pass_fds=(read_fd, write_fd), **jail)
         except OSError as error:
             on_start(None)
+            if cgroup is not None:
+                cgroup.remove()
             return supervise.Ended(Status.CRASHED, f"its sandbox could not be started ({error})", "")
         on_start(process)
         return supervise.watch(process, stdin=stdin, **limits)
@@ -119,7 +123,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
 
     thread = threading.Thread(target=run_student, daemon=True)
     thread.start()
-    started.wait(timeout=60)
+    started.wait(timeout=START_SECONDS)
     for fd in (to_student, from_student):
         os.close(fd)
     nonce = secrets.token_hex(16)
@@ -127,7 +131,7 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
     ended = launch("trusted_side", to_trusted, from_trusted, {**env, **salt}, stdin=job_bytes)
     for fd in (to_trusted, from_trusted):
         os.close(fd)
-    thread.join(timeout=settings.wall_seconds + 30)
+    thread.join(timeout=settings.wall_seconds + REPLY_SECONDS)
     lines = [line for line in ended.output.splitlines() if line.startswith(nonce)]
     if ended.status != Status.GRADED or not lines:
         why = ended.reason or f"it ended without a verdict ({ended.output.strip().splitlines()[-1:]})"

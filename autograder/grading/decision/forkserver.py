@@ -1,15 +1,15 @@
 """The trusted decision's two processes, started from an interpreter that has imported torch once per batch.
 
 Importing torch, numpy and IPython costs about 4 CPU-seconds, and every graded submission starts two sandboxed
-Pythons (sandbox.py and trusted.py). A fork server, one per environment for the whole batch, imports them once;
-each start forks it. The forked keeper enters fresh namespaces and forks the worker, the first process of its PID
-namespace, which builds the sandbox as isolate.py does (isolate.enter_in_process: the new root, limits, nobody
-without capabilities, the scrubbed environment) and runs `python -m <module> <args>` there. The keeper reports
-the worker's pid and exit code on a pipe of the caller's, and `Forked` looks like the Popen that supervise.py
-watches: its pid heads the process tree that is measured and killed.
+Pythons (sandbox.py and trusted.py). A fork server, one per environment for the whole batch, imports them once; each
+start forks it. The forked keeper enters fresh namespaces and forks the worker, the first process of its PID
+namespace, which builds the sandbox as isolate.py does (isolate.enter_in_process: its cgroup, the new root, limits,
+its own uid without capabilities, the seccomp filter, the scrubbed environment) and runs `python -m <module> <args>`
+there. The keeper reports the worker's pid and exit code on a pipe of the caller's, and `Forked` looks like the
+Popen that supervise.py watches: its pid heads the process tree that is measured and killed.
 
-The server holds nothing of any submission: a request carries a module name, arguments, an environment and
-pipes; what a process reads (the trusted job, hidden tests included) reaches it through its own pipes.
+The server holds nothing of any submission: a request carries a module name, arguments, an environment and pipes;
+what a process reads (the trusted job, hidden tests included) reaches it through its own pipes.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import traceback
 from pathlib import Path
 
 from autograder.grading.jail import isolate
+from autograder.grading.limits import SETTLE_SECONDS, START_SECONDS
 
 PRELOADED = ("torch", "torchvision.models", "numpy", "matplotlib.pyplot", "IPython.core.interactiveshell",
              "autograder.grading.decision.bridge", "autograder.grading.decision.graphs",
@@ -48,7 +49,7 @@ class Forked:
     def __init__(self, status_fd: int, stdin_fd: int, stdout_fd: int) -> None:
         self._status, self._buffer, self.returncode, self._worker = status_fd, b"", None, None
         self.stdin, self.stdout = os.fdopen(stdin_fd, "wb"), os.fdopen(stdout_fd, "rb")
-        line = self._line(60)
+        line = self._line(START_SECONDS)
         if not line or not line.startswith("pid "):
             for stream in (self.stdin, self.stdout):
                 stream.close()
@@ -109,14 +110,15 @@ class ForkServer:
         theirs.close()
 
     def start(self, argv: list[str], *, env: dict[str, str], read: list[Path], memory_gb: float,
-              tmp_mb: int, pass_fds: tuple[int, ...] = ()) -> Forked:
-        """Start `python <argv>` (argv: -m module args...) in a fresh sandbox; the fds keep their numbers."""
+              tmp_mb: int, uid: int, cgroup: list[Path] = (), pass_fds: tuple[int, ...] = ()) -> Forked:
+        """Start `python <argv>` (argv: -m module args...) in a fresh sandbox of its own uid (and cgroup); the fds
+        keep their numbers."""
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()
         status_read, status_write = os.pipe()
         env = {k: env[k] for k in (*isolate.PASSED_ENV, "RESIDUAL_COURSE_SANDBOX_DATA") if k in env}  # all it keeps
         request = {"argv": argv, "env": env, "read": [str(p) for p in read], "memory_gb": memory_gb,
-                   "tmp_mb": tmp_mb, "pass_fds": list(pass_fds)}
+                   "tmp_mb": tmp_mb, "uid": uid, "cgroup": [str(p) for p in cgroup], "pass_fds": list(pass_fds)}
         try:
             with self._lock:
                 socket.send_fds(self._control, [json.dumps(request).encode()],
@@ -129,7 +131,7 @@ class ForkServer:
     def close(self) -> None:
         self._control.close()  # the server sees the end of its requests and exits
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=SETTLE_SECONDS)
         except subprocess.TimeoutExpired:
             self.process.kill()
         shutil.rmtree(self.matplotlib, ignore_errors=True)
@@ -249,7 +251,8 @@ def _worker(request: dict, stdin: int, stdout: int, passed: dict[int, int]) -> N
         os.environ.clear()
         os.environ.update(request["env"])
         scrubbed = isolate.enter_in_process([Path(p) for p in request["read"]], request["memory_gb"],
-                                            request["tmp_mb"])
+                                            request["tmp_mb"], int(request["uid"]),
+                                            [Path(p) for p in request["cgroup"]])
         os.environ.clear()
         os.environ.update(scrubbed)
         import matplotlib

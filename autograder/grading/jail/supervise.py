@@ -2,7 +2,8 @@
 
 Whatever the processes do (print a gigabyte without a newline, fill a tmpfs, fork and orphan children, ignore
 signals), `run` returns within the wall limit plus a few seconds, keeps at most `output_bytes` of what they
-printed (the start, and the last 64 KiB), and leaves no process of the tree behind.
+printed (the start, and the last OUTPUT_TAIL_BYTES), and leaves no process of the tree, nor of its control group
+(cgroups.py), behind.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.grading.limits import OUTPUT_BYTES
+from autograder.grading.jail.cgroups import Cgroup
+from autograder.grading.limits import (
+    OUTPUT_BYTES,
+    OUTPUT_TAIL_BYTES,
+    SETTLE_SECONDS,
+    WATCH_SECONDS,
+    WATCHED_MEMORY,
+)
 from autograder.grading.status import Status
 
 GIB = 1024**3
-TAIL_BYTES = 64 * 1024
-POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -37,24 +43,26 @@ class Ended:
 
 def run(command: list[str], *, env: dict[str, str], wall_seconds: float, memory_gb: float, stdin: bytes = b"",
         cwd: Path | None = None, pass_fds: tuple[int, ...] = (), output_bytes: int = OUTPUT_BYTES,
-        on_start: Callable[[subprocess.Popen], None] | None = None) -> Ended:
+        on_start: Callable[[subprocess.Popen], None] | None = None, cgroup: Cgroup | None = None) -> Ended:
     """Start the command in a session of its own and supervise it until it ends or must be stopped."""
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env=env, cwd=cwd, start_new_session=True, pass_fds=pass_fds)
     if on_start is not None:
         on_start(process)
-    return watch(process, stdin=stdin, wall_seconds=wall_seconds, memory_gb=memory_gb, output_bytes=output_bytes)
+    return watch(process, stdin=stdin, wall_seconds=wall_seconds, memory_gb=memory_gb, output_bytes=output_bytes,
+                 cgroup=cgroup)
 
 
 def watch(process: subprocess.Popen, *, stdin: bytes = b"", wall_seconds: float, memory_gb: float,
-          output_bytes: int = OUTPUT_BYTES) -> Ended:
-    """Supervise a started process (a Popen, or forkserver.Forked) with its stdin and stdout piped to us."""
+          output_bytes: int = OUTPUT_BYTES, cgroup: Cgroup | None = None) -> Ended:
+    """Supervise a started process (a Popen, or forkserver.Forked) with its stdin and stdout piped to us; with a
+    cgroup, whatever is left in it is killed too, and a kill by its memory limit reads as out of memory."""
     writer = threading.Thread(target=_feed, args=(process, stdin), daemon=True)
     writer.start()
     output = _Output(output_bytes)
     reader = threading.Thread(target=output.drain, args=(process.stdout.fileno(),), daemon=True)
     reader.start()
-    limit = memory_gb * GIB * 1.5 if memory_gb > 0 else float("inf")
+    limit = memory_gb * GIB * WATCHED_MEMORY if memory_gb > 0 else float("inf")
     start, stopped = time.monotonic(), None
     while process.poll() is None:
         if time.monotonic() - start > wall_seconds:
@@ -64,9 +72,13 @@ def watch(process: subprocess.Popen, *, stdin: bytes = b"", wall_seconds: float,
             stopped = (Status.OUT_OF_MEMORY, f"stopped when its processes used more than {limit / GIB:.1f} GiB")
         if stopped:
             break
-        time.sleep(POLL_SECONDS)
+        time.sleep(WATCH_SECONDS)
     kill_tree(process)
-    reader.join(timeout=5)
+    if cgroup is not None:
+        if not stopped and cgroup.ran_out_of_memory():
+            stopped = (Status.OUT_OF_MEMORY, "the kernel stopped a process that went past the memory limit")
+        cgroup.remove()
+    reader.join(timeout=SETTLE_SECONDS)
     process.stdout.close()
     if stopped:
         return Ended(*stopped, output.text())
@@ -83,7 +95,7 @@ def _feed(process: subprocess.Popen, data: bytes) -> None:
 
 
 class _Output:
-    """The first `head_bytes` and the last TAIL_BYTES of a stream, read in chunks (never a whole line at once)."""
+    """The first `head_bytes` and the last OUTPUT_TAIL_BYTES of a stream, read in chunks (never a whole line)."""
 
     def __init__(self, head_bytes: int) -> None:
         self.head, self.tail, self.cut = bytearray(), collections.deque(), 0
@@ -97,7 +109,7 @@ class _Output:
             if rest:
                 self.tail.append(rest)
                 self.tail_size += len(rest)
-                while self.tail_size > TAIL_BYTES:
+                while self.tail_size > OUTPUT_TAIL_BYTES:
                     dropped = self.tail.popleft()
                     self.tail_size -= len(dropped)
                     self.cut += len(dropped)
@@ -164,6 +176,6 @@ def kill_tree(process: subprocess.Popen) -> None:
         except (ProcessLookupError, PermissionError):
             pass
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=SETTLE_SECONDS)
     except subprocess.TimeoutExpired:
         pass

@@ -1,9 +1,10 @@
 """nbgrader's own run of one submission: `nbgrader autograde` with the student's kernel in the sandbox.
 
 nbgrader runs the notebook, hidden tests included, scores its test cells into the gradebook and writes the
-autograded notebook (the feedback's basis). Its kernel is started through isolate.py, so it sees nothing but what
-a notebook needs and talks to nbgrader only over IPC sockets in a private tmpfs; nbgrader itself runs wrapped, so
-that nothing the kernel leaves behind outlives the run. Its verdicts are one half of each point (pipeline.py).
+autograded notebook (the feedback's basis). Its kernel is started through isolate.py, under a uid and in a cgroup of
+its own, so it sees nothing but what a notebook needs and talks to nbgrader only over IPC sockets in a private
+tmpfs; nbgrader itself runs wrapped, so that nothing the kernel leaves behind outlives the run. Its verdicts are one
+half of each point (pipeline.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograder.grading.jail import isolate, supervise
+from autograder.grading.jail import cgroups, isolate, supervise
 from autograder.grading.limits import TMP_MB
 from autograder.grading.settings import CONFIG_DIR, Settings, sandbox_environment, sandbox_reads
 from autograder.grading.status import Status
@@ -35,14 +36,15 @@ def autograde(settings: Settings, student: str, env: dict[str, str]) -> supervis
            "GRADING_ROOT": str(settings.root), "RELEASE_DIR": str(settings.root / "release")}
     command = [str(Path(sys.executable).parent / "nbgrader"), "autograde", settings.assignment, "--student",
                student, "--create", "--force"]
+    cgroup = cgroups.for_sandbox(settings.memory_gb) if settings.isolated else None
     if settings.isolated:
-        env["JUPYTER_PATH"] = str(_write_kernel_spec(settings, scratch, runtime))
+        env["JUPYTER_PATH"] = str(_write_kernel_spec(settings, scratch, runtime, cgroup))
         # IPC sockets in the private tmpfs both sides see: the only channel between the kernel and nbgrader
         command += [f"--Execute.kernel_name={KERNEL}", "--KernelManager.transport=ipc",
                     f"--KernelManager.ip={runtime / 'kernel'}"]
         command = isolate.wrapped_command(command, runtime)
     ended = supervise.run(command, env=env, cwd=CONFIG_DIR, wall_seconds=settings.wall_seconds,
-                          memory_gb=settings.memory_gb)
+                          memory_gb=settings.memory_gb, cgroup=cgroup)
     shutil.rmtree(scratch, ignore_errors=True)
     log = settings.root / "logs" / settings.assignment / f"{student}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -57,13 +59,15 @@ def autograde(settings: Settings, student: str, env: dict[str, str]) -> supervis
     return ended
 
 
-def _write_kernel_spec(settings: Settings, scratch: Path, runtime: Path) -> Path:
-    """A kernel spec whose kernel starts inside isolate.py; returns the JUPYTER_PATH that holds it."""
+def _write_kernel_spec(settings: Settings, scratch: Path, runtime: Path, cgroup: cgroups.Cgroup | None) -> Path:
+    """A kernel spec whose kernel starts inside isolate.py, with a uid and a cgroup of its own (a restarted kernel
+    gets the same); returns the JUPYTER_PATH that holds it."""
     share = scratch / "share"
     spec = share / "kernels" / KERNEL
     spec.mkdir(parents=True)
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    argv = isolate.isolated_command(kernel, memory_gb=settings.memory_gb, tmp_mb=TMP_MB, read=sandbox_reads(),
+    argv = isolate.isolated_command(kernel, memory_gb=settings.memory_gb, tmp_mb=TMP_MB, uid=isolate.sandbox_uid(),
+                                    cgroup=list(cgroup.folders) if cgroup else [], read=sandbox_reads(),
                                     write=[runtime])
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "isolated", "language": "python"}))
     return share

@@ -16,6 +16,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from autograder.grading.limits import FORMGRADER_SECONDS
 from autograder.grading.settings import REPOSITORY
 
 AUTOGRADE = r"/formgrader/api/submission/([^/]+)/([^/]+)/autograde"
@@ -43,7 +44,8 @@ class AutogradeThroughDriver(JupyterHandler):
 
         env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
         return await IOLoop.current().run_in_executor(None, lambda: subprocess.run(
-            command, cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=3600))
+            command, cwd=REPOSITORY, env=env, capture_output=True, text=True,
+            timeout=FORMGRADER_SECONDS))
 
 
 def _jupyter_server_extension_points() -> list[dict]:
