@@ -2,13 +2,18 @@
 
 import pytest
 from fixtures.residual_blocks import (
+    AffineProjectionNormBlock,
+    AffineSecondNormBlock,
     BiasedConvBlock,
+    FunctionalBasicBlock,
     KuangliuPreActBlock,
     NoProjectionBlock,
     PostActAsPreActBlock,
     ReluBeforeAddBlock,
+    ShortcutInEvalOnlyBlock,
     StrideInSecondConvBlock,
     TextbookBasicBlock,
+    ZeroProbeBlock,
 )
 
 from residual_course.checks import CheckFailed, check_basic_block, check_bottleneck, check_preact_block
@@ -29,14 +34,15 @@ def failing(check, subject, capsys) -> tuple[set[str], str]:
 
 
 def test_the_shared_properties_run_where_each_block_ran_them():
-    post_activation = ["identity", "projection", "relu after add", "batchnorm", "device", "every parameter"]
+    post_activation = ["identity", "projection", "wiring", "relu after add", "batchnorm", "device", "every parameter"]
     assert check_basic_block.keys() == check_bottleneck.keys() == post_activation
-    assert check_preact_block.keys() == ["identity", "no relu after add", "pre-activation", "projection", "device",
-                                         "every parameter"]
+    assert check_preact_block.keys() == ["identity", "no relu after add", "pre-activation", "projection", "wiring",
+                                         "device", "every parameter"]
 
 
-def test_a_correct_basic_block_in_another_style_passes(capsys):
-    check_basic_block(TextbookBasicBlock)
+@pytest.mark.parametrize("block", [TextbookBasicBlock, FunctionalBasicBlock])
+def test_a_correct_basic_block_in_another_style_passes(block, capsys):
+    check_basic_block(block)
     assert "FAIL" not in capsys.readouterr().out
 
 
@@ -46,10 +52,15 @@ def test_widely_used_preact_block_passes(capsys):
 
 
 @pytest.mark.parametrize(("block", "broken", "hint"), [
-    (ReluBeforeAddBlock, {"relu after add"}, "no ReLU runs after the addition"),
+    (ReluBeforeAddBlock, {"relu after add", "wiring"}, "no ReLU runs after the addition"),
     (NoProjectionBlock, {"projection"}, "use a 1x1 conv"),
     (BiasedConvBlock, {"identity", "projection"}, "bias=False"),
     (StrideInSecondConvBlock, {"projection"}, "the stride belongs to the (first) 3x3"),
+    # what probes at special weights (all zero, a BatchNorm at its initial statistics, eval mode) cannot see
+    (AffineSecondNormBlock, {"wiring", "projection"}, "no BatchNorm after the second 3x3 convolution"),
+    (AffineProjectionNormBlock, {"projection"}, "no BatchNorm after the 1x1 projection"),
+    (ShortcutInEvalOnlyBlock, {"wiring", "relu after add", "projection"}, "in train(), with random weights"),
+    (ZeroProbeBlock, {"wiring"}, "applies the ReLU to the branch before adding the shortcut"),
 ])
 def test_each_basic_block_mistake_fails_its_own_property_with_a_hint(block, broken, hint, capsys):
     keys, printed = failing(check_basic_block, block, capsys)
@@ -59,7 +70,7 @@ def test_each_basic_block_mistake_fails_its_own_property_with_a_hint(block, brok
 
 def test_relu_after_add_in_a_preact_block_is_caught(capsys):
     keys, printed = failing(check_preact_block, PostActAsPreActBlock, capsys)
-    assert keys == {"no relu after add"}
+    assert keys == {"no relu after add", "wiring"}
     assert "no ReLU after the addition" in printed
 
 

@@ -1,6 +1,9 @@
 """The helpers every lesson's checks share: each works on right code and turns each usual crash into its sentence."""
 
 import functools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -51,13 +54,30 @@ def test_name_of_gives_the_learners_name_or_the_default():
     assert name_of(functools.partial(nn.Linear, 3), "block") == "block"
 
 
-def test_random_tensor_is_reproducible_and_made_on_the_device():
+def test_random_tensor_is_the_same_within_a_run_and_made_on_the_device():
     first = random_tensor(CPU, 2, 3, seed=5)
     assert first.shape == (2, 3) and first.device == CPU
     assert torch.equal(first, random_tensor(CPU, 2, 3, seed=5))
     assert torch.equal(random_tensor(CPU, 2, 3), random_tensor(CPU, 2, 3, seed=0))
     assert not torch.equal(first, random_tensor(CPU, 2, 3, seed=6))
-    assert torch.equal(first, torch.randn(2, 3, generator=torch.Generator().manual_seed(5)))
+    assert not torch.equal(first, torch.randn(2, 3, generator=torch.Generator().manual_seed(5))), "salted, not seed 5"
+
+
+PROBES = ("import torch\nfrom residual_course.checks.subjects import probe_size, random_tensor\n"
+          "print(random_tensor(torch.device('cpu'), 3, seed=5).tolist(), [probe_size(3, 9, k) for k in range(12)])")
+
+
+def test_probes_come_from_the_runs_salt_so_every_run_draws_new_ones():
+    """The grader's secret salt decides every probe input and size: one salt, the same probes; another, others;
+    none given (a learner's own run), a fresh one per process."""
+    def probes(salt: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "RESIDUAL_COURSE_CHECK_SALT"}
+        env.update({"RESIDUAL_COURSE_CHECK_SALT": salt} if salt else {})
+        return subprocess.run([sys.executable, "-c", PROBES], env=env, capture_output=True, text=True,
+                              check=True).stdout
+
+    assert probes("1234") == probes("1234") != probes("4321")
+    assert probes(None) != probes(None)
 
 
 # ---------------------------------------------------------------- build

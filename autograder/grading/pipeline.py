@@ -68,7 +68,8 @@ def _grade(settings: Settings, release: nbformat.NotebookNode, student: str, env
         return Outcome(student, ran.status, ran.reason, review=review)
     outcome = settle(settings, student, ran, decision, why)
     show_trusted_outputs(settings.autograded(student), decision, why)
-    outcome.review = review
+    notes = decision.notes if decision is not None else []
+    outcome.review = "; ".join(filter(None, [review, *(f"a class relabelled: {note}" for note in notes)]))
     if checked.reasons:
         outcome.reason = "; ".join(filter(None, [checked.reason, outcome.reason]))
     return outcome
@@ -91,6 +92,8 @@ def settle(settings: Settings, student: str, ran: supervise.Ended, decision: dec
         score, top = submission.score, submission.max_score
     if decision is None:
         status, reason = Status.MANUAL, why
+    elif decision.mismatches:  # the module computes one thing when it runs and another when it is traced
+        status, reason = Status.TAMPERED, "; ".join(decision.mismatches)[:400]
     elif decision.export_failures and (denied or score < top):  # points lost to what grading cannot run
         status, reason = Status.MANUAL, "; ".join(decision.export_failures)[:400]
     elif denied and decision.sandbox_error:

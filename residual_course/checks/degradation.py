@@ -24,7 +24,7 @@ ModelBuilder = Callable[[int, int], nn.Module]
 Diagnosis = Callable[[History, History], object]
 INIT_TOLERANCE = 0.1  # relative error allowed on each layer's weight standard deviation
 BatchNormFactory = Callable[..., nn.Module]
-TOLERANCE = 1e-5  # BatchNorm: the learner's outputs against nn.BatchNorm1d's
+TOLERANCE = 2e-4  # BatchNorm: yours against nn.BatchNorm1d (float32 on a nearly constant feature differs by 4e-5)
 
 
 def kaiming_std(fan_in: int) -> float:

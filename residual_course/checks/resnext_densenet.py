@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from residual_course.checks import block_probes
 from residual_course.checks.report import Check, PropertyFailed
-from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, random_tensor, run
+from residual_course.checks.subjects import Clash, build, expect_device_and_gradient, probe_size, random_tensor, run
 from residual_course.formulas import (
     count_parameters,
     dense_block_params,
@@ -86,8 +86,8 @@ def _expect_resnext_shapes(factory: ModuleFactory, device: torch.device, channel
         stride = args[-1]
         call = block_probes.block_call(factory, args)
         block = build(factory, *args, device=device, call=call)
-        inputs = random_tensor(device, 4, channels, 8, 8)
-        _expect_resnext_shape(block, inputs, (4, args[1], 8 // stride, 8 // stride), call)
+        inputs = block_probes.probe_input(device, channels)
+        _expect_resnext_shape(block, inputs, block_probes.strided_shape(inputs, args[1], stride), call)
 
 
 @check_resnext_block.property("parameters", "parameter count matches the formula (grouped 3x3 conv)")
@@ -118,7 +118,7 @@ def _expect_resnext_groups(factory: ModuleFactory, device: torch.device, cardina
     """The 3x3 convolution(s) that run have `cardinality` groups in all."""
     call = block_probes.block_call(factory, same)
     block = build(factory, *same, device=device, call=call).eval()
-    _expect_cardinality(block, random_tensor(device, 4, channels, 8, 8), cardinality, bottleneck_width, call)
+    _expect_cardinality(block, block_probes.probe_input(device, channels), cardinality, bottleneck_width, call)
 
 
 @check_resnext_block.property("relu after add", "zero branch gives relu(x): shortcut added, then ReLU")
@@ -139,8 +139,8 @@ def _expect_resnext_projection(factory: ModuleFactory, device: torch.device, car
         cin, cout, stride = args[0], args[1], args[-1]
         call = block_probes.block_call(factory, args)
         block = build(factory, *args, device=device, call=call)
-        inputs = random_tensor(device, 4, cin, 8, 8)
-        _expect_resnext_shape(block, inputs, (4, cout, 8 // stride, 8 // stride), call)
+        inputs = block_probes.probe_input(device, cin)
+        _expect_resnext_shape(block, inputs, block_probes.strided_shape(inputs, cout, stride), call)
         last_conv_growth = width * (cout - cin) + 2 * (cout - cin)  # the last 1x1 conv and its BN get wider
         extra, wanted = count_parameters(block) - base - last_conv_growth, cin * cout + 2 * cout
         hints = {
@@ -179,11 +179,11 @@ def _forward(module: nn.Module, inputs: Tensor, call: str) -> Tensor:
 
 def _expect_concatenated(module: nn.Module, in_channels: int, added: int, call: str, device: torch.device) -> None:
     """The output is the input, unchanged, followed by `added` new channels, at the input's height and width."""
-    inputs = random_tensor(device, 4, in_channels, 8, 8)
+    inputs = block_probes.probe_input(device, in_channels)
     kept = inputs.clone()
     with torch.no_grad():
         output = _forward(module.eval(), inputs, call)
-    expected = (4, in_channels + added, 8, 8)
+    expected = block_probes.strided_shape(inputs, in_channels + added, 1)
     if tuple(output.shape) != expected:
         got = tuple(output.shape)
         if got == tuple(kept.shape):
@@ -295,18 +295,20 @@ check_transition = Check("block", "Check a learner's Transition(in_channels, out
 @check_transition.property("downsampling", "1x1 conv to out_channels, then average pooling halves H and W")
 def _expect_transition_downsamples(factory: ModuleFactory, device: torch.device, in_channels: int,
                                    out_channels: int, args: tuple[int, ...]) -> None:
-    """(4, in, 8, 8) becomes (4, out, 4, 4), by average pooling, not max pooling."""
+    """(N, in, H, W) becomes (N, out, H/2, W/2), by average pooling, not max pooling."""
     c, o = in_channels, out_channels
     call = block_probes.block_call(factory, args)
     transition = build(factory, *args, device=device, call=call).eval()
-    inputs = random_tensor(device, 4, c, 8, 8)
+    side = 2 * probe_size(3, 5, "even side")
+    inputs = random_tensor(device, block_probes.probe_batch(), c, side, side)
     with torch.no_grad():
         got = tuple(_forward(transition, inputs, call).shape)
-    if got[2:] == (8, 8):
-        raise PropertyFailed(f"{call} keeps the height and width 8x8: a transition ends with nn.AvgPool2d(2), "
-                             "which halves them")
-    if got != (4, o, 4, 4):
-        raise PropertyFailed(f"{call} maps (4, {c}, 8, 8) to {got}, expected (4, {o}, 4, 4): a 1x1 conv to "
+    if got[2:] == (side, side):
+        raise PropertyFailed(f"{call} keeps the height and width {side}x{side}: a transition ends with "
+                             "nn.AvgPool2d(2), which halves them")
+    expected = block_probes.strided_shape(inputs, o, 2)
+    if got != expected:
+        raise PropertyFailed(f"{call} maps {tuple(inputs.shape)} to {got}, expected {expected}: a 1x1 conv to "
                              "out_channels, then nn.AvgPool2d(2)")
     if trace_forward(transition, inputs, (nn.MaxPool2d,)):
         raise PropertyFailed(f"{call} uses max pooling: DenseNet's transition averages, nn.AvgPool2d(2)")
@@ -336,4 +338,4 @@ def _expect_dense_part_on_device(factory: ModuleFactory, device: torch.device, i
     """Parameters and output live on the course device, and the loss gradient reaches the input."""
     call = block_probes.block_call(factory, args)
     module = build(factory, *args, device=device, call=call)
-    expect_device_and_gradient(module, random_tensor(device, 4, in_channels, 8, 8), device, call, _forward)
+    expect_device_and_gradient(module, block_probes.probe_input(device, in_channels), device, call, _forward)

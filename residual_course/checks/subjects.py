@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import secrets
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -27,28 +33,111 @@ def name_of(subject: object, default: str) -> str:
     return getattr(subject, "__name__", default)
 
 
+@functools.cache
+def _salt() -> str:
+    """This run's salt: the grader's secret (RESIDUAL_COURSE_CHECK_SALT) or, anywhere else, a fresh one per process,
+    drawn on first use (never in a process that forks others, so no two runs share it)."""
+    return os.environ.get("RESIDUAL_COURSE_CHECK_SALT") or secrets.token_hex(16)
+
+
+def salted_seed(*key: object) -> int:
+    """A seed for one probe: the same within a run for the same key, new in every run, unknowable to the code
+    under test (so a module cannot tell a probe from real use by its values or sizes)."""
+    digest = hashlib.sha256(repr((_salt(), key)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
 def random_tensor(device: torch.device, *shape: int, seed: int = 0) -> Tensor:
-    """A reproducible standard-normal tensor made directly on the device (nothing is created on the CPU)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
+    """A standard-normal tensor made directly on the device (nothing is created on the CPU), from this run's salt
+    and `seed`: two calls with one seed within a run agree."""
+    generator = torch.Generator(device=device).manual_seed(salted_seed("tensor", seed))
     return torch.randn(*shape, generator=generator, device=device)
 
 
+def randomize_weights(module: nn.Module, seed: int) -> None:
+    """Give every parameter and floating buffer a random, non-degenerate value from this run's salt (He-scaled
+    kernels and matrices, vectors around 0, positive running statistics): behaviour seen on special weights only
+    (all zero, a BatchNorm at its initial statistics) proves little."""
+    tensors = [(True, t) for t in module.parameters()] + [(False, t) for t in module.buffers()]
+    with torch.no_grad():
+        for index, (learned, tensor) in enumerate(tensors):
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            noise = random_tensor(tensor.device, *tensor.shape, seed=seed * 1000 + index).to(tensor.dtype)
+            if not learned:  # running statistics: a variance must stay positive
+                tensor.copy_(0.5 + noise.abs())
+            elif tensor.dim() >= 2:
+                tensor.copy_(noise * (2 / tensor[0].numel()) ** 0.5)
+            else:
+                tensor.copy_(0.5 * noise)
+
+
+def probe_size(low: int, high: int, key: object) -> int:
+    """A size between low and high (both included) that this run's probes share for `key`: a batch, a side."""
+    return low + salted_seed("size", key) % (high - low + 1)
+
+
 READY_MADE = ("torchvision", "residual_course")  # packages whose modules would answer an exercise for the learner
+
+
+def _code_files(cls: type) -> list[str]:
+    """The source files of the functions a class defines itself (methods, properties, static and class methods)."""
+    files = []
+    for value in vars(cls).values():
+        for function in (value, getattr(value, "__func__", None), getattr(value, "fget", None)):
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                files.append(code.co_filename)
+    return files
+
+
+@functools.lru_cache(maxsize=4)
+def _import_roots(path: tuple[str, ...]) -> tuple[Path, ...]:
+    """sys.path's folders, resolved, longest first (a file belongs to the most specific one)."""
+    roots = {Path(entry).resolve() for entry in path if entry and Path(entry).is_dir()}
+    return tuple(sorted(roots, key=lambda root: -len(root.parts)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _module_of_file(filename: str, path: tuple[str, ...]) -> str | None:
+    """The dotted module a source file is importable as from `path` (None for a notebook cell's code)."""
+    file = Path(filename)
+    if not file.is_absolute() or file.suffix != ".py":
+        return None
+    file = file.resolve()
+    root = next((root for root in _import_roots(path) if file.is_relative_to(root)), None)
+    if root is None:
+        return None
+    parts = file.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def class_origin(cls: type) -> tuple[str, str]:
+    """Where a class comes from, as "module.Class": from the files its functions' code was compiled from, which
+    rewriting `__module__` does not change; and, when `__module__` names another package, that claim ("" if none)."""
+    claimed = f"{cls.__module__}.{cls.__qualname__}"
+    modules = [m for m in (_module_of_file(file, tuple(sys.path)) for file in _code_files(cls)) if m]
+    if not modules:
+        return claimed, ""
+    actual = f"{modules[0]}.{cls.__qualname__}"
+    relabelled = claimed if cls.__module__.split(".")[0] != modules[0].split(".")[0] else ""
+    return actual, relabelled
 
 
 def ready_made_classes(module: nn.Module, lent: tuple[type, ...] = ()) -> list[str]:
     """The classes inside the learner's module that come ready-made from torchvision or the course package.
 
     The rule every exercise states: build your answer from torch.nn's layers and your own classes (a subclass of a
-    ready-made block is that block). Modules the
-    check itself lends (instances of `lent`) do not count. A graded copy of a learner's module (the autograder's)
-    carries the class names the learner's process reported, as `student_classes`.
+    ready-made block is that block). Where a class comes from is read from its code (class_origin), so a class
+    relabelled by rewriting its `__module__` is still found. Modules the check itself lends (instances of `lent`) do
+    not count. A graded copy of a learner's module (the autograder's) carries the class names the learner's process
+    reported, as `student_classes`.
     """
     names: dict[str, None] = {}  # outermost first
     for sub in nn.Module.modules(module):
         if isinstance(sub, lent):
             continue
-        names.update(dict.fromkeys(f"{cls.__module__}.{cls.__qualname__}" for cls in type(sub).__mro__))
+        names.update(dict.fromkeys(class_origin(cls)[0] for cls in type(sub).__mro__))
         names.update(dict.fromkeys(str(name) for name in getattr(sub, "student_classes", ())))
     return [name for name in names if name.split(".")[0] in READY_MADE]
 

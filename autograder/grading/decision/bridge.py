@@ -1,9 +1,8 @@
 """The conversation between the trusted process and the sandboxed student process: requests, replies, values.
 
-Either side may ask the other something (call this object with these arguments, give me the graph of this module
-for inputs like these) and, while answering, ask back (a student's make_stage calls the trusted side's block
-factory). Requests nest, so one loop per side suffices: `Endpoint.request` sends and then answers the other side's
-requests until its own reply arrives.
+Either side may ask the other something (protocol.py declares what) and, while answering, ask back (a student's
+make_stage calls the trusted side's block factory). Requests nest, so one loop per side suffices: `Endpoint.request`
+sends and then answers the other side's requests until its own reply arrives.
 
 Values cross as data (see wire.py): None, booleans, numbers, strings, lists, tuples, string-keyed dicts, tensors,
 devices, dtypes, the course's dataclasses (rebuilt field by field, from an allow-list), and references to objects
@@ -19,14 +18,14 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.grading.decision import wire
+from autograder.grading.decision import protocol, wire
+from autograder.grading.limits import FRAME_BYTES, REPLY_SECONDS
 
 # Dataclasses that may cross by value: plain fields, rebuilt on the other side by the class's own constructor.
 DATACLASSES = ("residual_course.training:History",)
 # Exception types a student's error may be raised as on the trusted side, so checks' `except` clauses still match.
 ERRORS = {cls.__name__: cls for cls in (NotImplementedError, ValueError, TypeError, RuntimeError, AttributeError,
                                         IndexError, KeyError, ZeroDivisionError, AssertionError, NameError)}
-REPLY_TIMEOUT = 300.0
 # torch.nn layers rebuilt natively on the other side, with the attributes their constructor takes.
 STANDARD_MODULES: dict[str, tuple[str, ...]] = {
     "Linear": ("in_features", "out_features", "bias"),
@@ -63,7 +62,6 @@ def standard_init(module: torch.nn.Module) -> dict | None:
     return init
 
 
-
 def rng_state() -> str:
     """torch's CPU generator as it stands, as text: sent with each call of a student's object."""
     return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
@@ -81,6 +79,7 @@ def set_rng_state(text: object) -> None:
     except (ValueError, RuntimeError):
         return
 
+
 class RemoteError(Exception):
     """Marker base: an error raised by code on the other side, re-raised here with its type name and message."""
 
@@ -97,56 +96,65 @@ def remote_error(kind: str, message: str, line: str = "") -> Exception:
     return error
 
 
+Handler = Callable[[protocol.Request, list[bytes]], tuple[protocol.Reply, list[bytes]]]
+
+
 class Endpoint:
     """One side's end of the conversation: send requests, answer the other side's, with sizes and times bounded."""
 
-    def __init__(self, read_fd: int, write_fd: int, handle: Callable[[dict, list[bytes]], tuple[dict, list[bytes]]],
-                 max_bytes: int = wire.MAX_FRAME_BYTES, timeout: float | None = REPLY_TIMEOUT) -> None:
+    def __init__(self, read_fd: int, write_fd: int, handle: Handler, max_bytes: int = FRAME_BYTES,
+                 timeout: float | None = REPLY_SECONDS) -> None:
         self.read_fd, self.write_fd, self.handle = read_fd, write_fd, handle
         self.max_bytes, self.timeout = max_bytes, timeout
 
-    def request(self, message: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
-        """Send a request; answer nested requests until its reply comes; return the reply."""
+    def request(self, message: protocol.Request, blobs: list[bytes],
+                *expected: type[protocol.Reply]) -> tuple[protocol.Reply, list[bytes]]:
+        """Send a request; answer nested requests until its reply comes; return it (an Error reply is raised)."""
         self.start(message, blobs)
-        return self.finish()
+        return self.finish(*expected)
 
-    def start(self, message: dict, blobs: list[bytes]) -> None:
+    def start(self, message: protocol.Request, blobs: list[bytes]) -> None:
         """Send a request without waiting: `finish` collects its reply later (only one may be pending)."""
-        wire.send(self.write_fd, {"kind": "request", **message}, blobs)
+        wire.send(self.write_fd, message.to_wire(), blobs)
 
-    def finish(self) -> tuple[dict, list[bytes]]:
+    def finish(self, *expected: type[protocol.Reply]) -> tuple[protocol.Reply, list[bytes]]:
         """Answer the other side's requests until the reply to ours arrives."""
         while True:
-            reply, reply_blobs = wire.receive(self.read_fd, self.timeout, self.max_bytes)
-            if reply.get("kind") == "reply":
-                return reply, reply_blobs
-            if reply.get("kind") != "request":
-                raise wire.WireError(f"unexpected message kind {reply.get('kind')!r}")
-            self.answer(reply, reply_blobs)
+            data, blobs = wire.receive(self.read_fd, self.timeout, self.max_bytes)
+            if data.get("kind") == "request":
+                self.answer(protocol.parse_request(data), blobs)
+                continue
+            if data.get("kind") != "reply":
+                raise wire.WireError(f"unexpected message kind {str(data.get('kind'))[:50]!r}")
+            reply = protocol.parse_reply(data, *expected)
+            if isinstance(reply, protocol.Error):
+                raise remote_error(reply.type, reply.message, reply.line)
+            return reply, blobs
 
-    def answer(self, message: dict, blobs: list[bytes]) -> None:
-        """Handle one request of the other side and send the reply (an error becomes an error reply)."""
+    def answer(self, message: protocol.Request, blobs: list[bytes]) -> None:
+        """Handle one request of the other side and send the reply (an error becomes an Error reply)."""
         try:
             reply, reply_blobs = self.handle(message, blobs)
         except wire.WireError:
             raise
         except Exception as error:  # noqa: BLE001 (whatever went wrong becomes the reply, never a dead loop)
             reply, reply_blobs = error_reply(error), []
-        wire.send(self.write_fd, {"kind": "reply", **reply}, reply_blobs)
+        wire.send(self.write_fd, reply.to_wire(), reply_blobs)
 
     def serve(self) -> None:
         """Answer requests until the other side closes the connection or says it is done."""
         while True:
             try:
-                message, blobs = wire.receive(self.read_fd, None, self.max_bytes)
+                data, blobs = wire.receive(self.read_fd, None, self.max_bytes)
+                message = protocol.parse_request(data)
             except wire.WireError:
                 return
-            if message.get("op") == "done":
+            if isinstance(message, protocol.Done):
                 return
             self.answer(message, blobs)
 
 
-def error_reply(error: BaseException) -> dict:
+def error_reply(error: BaseException) -> protocol.Error:
     """An error as a reply: its type name, its message, and the line of the last frame outside the libraries."""
     import traceback
 
@@ -156,14 +164,7 @@ def error_reply(error: BaseException) -> dict:
         ours = [f for f in frames if "site-packages" not in f.filename and "/autograder/grading/" not in f.filename]
         line = (ours[-1].line or "").strip() if ours else ""
     kind = getattr(error, "remote_type", type(error).__name__)
-    return {"error": {"type": kind, "message": str(error)[:2000], "line": line[:300]}}
-
-
-def raise_if_error(reply: dict) -> None:
-    """Re-raise an error reply on this side."""
-    if "error" in reply:
-        error = reply["error"]
-        raise remote_error(str(error.get("type")), str(error.get("message")), str(error.get("line", "")))
+    return protocol.Error(str(kind)[:100], str(error)[:2000], line[:300])
 
 
 class Codec:

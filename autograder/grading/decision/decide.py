@@ -1,7 +1,7 @@
 """The trusted decision on one submission: two sandboxed processes, one of them the student's, joined by pipes.
 
-The student's process (sandbox.py) gets the released notebook's ordinary cells and the student's answers; the
-trusted process (trusted.py) gets the source notebook's cells, hidden tests included, on stdin, and a fresh
+The student's process (student_side.py) gets the released notebook's ordinary cells and the student's answers; the
+trusted process (trusted_side.py) gets the source notebook's cells, hidden tests included, on stdin, and a fresh
 secret salt for the checks' random inputs. Neither is started with the other's code or data, and the only channel
 between them is the pair of pipes, which carries data (wire.py); the salt is in the trusted process's environment
 only. The trusted process's verdicts come back as its last line of output. On the CPU both are forked from the
@@ -34,11 +34,14 @@ AFTER_THE_EXERCISE = "uses-exercise"
 
 @dataclass
 class Decision:
-    """The trusted side's verdict on each test cell (None: passed), what each printed, and what stopped it."""
+    """The trusted side's verdict on each test cell (None: passed), what each printed, what it could not run, the
+    graphs that were not what the student's module computes, notes for a person, and what stopped it."""
 
     verdicts: dict[str, str | None] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     export_failures: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     sandbox_error: str = ""
 
 
@@ -137,4 +140,5 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
         why = ended.reason or f"it ended without a verdict ({ended.output.strip().splitlines()[-1:]})"
         return None, f"the trusted decision did not finish: {why}"
     result = json.loads(lines[-1].removeprefix(nonce))
-    return Decision(result["verdicts"], result["outputs"], result["export_failures"], result["sandbox_error"]), ""
+    return Decision(result["verdicts"], result["outputs"], result["export_failures"], result["mismatches"],
+                    result["notes"], result["sandbox_error"]), ""

@@ -203,7 +203,51 @@ def _enum(kind: str, name: str) -> object:
     return value
 
 
+class FunctionModule(torch.nn.Module):
+    """A function of tensors as a parameter-free module, so that torch.export can trace it (either side's)."""
+
+    def __init__(self, function: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.function(*inputs)
+
+
 # ---------------------------------------------------------------- the trusted side: spec -> computation
+
+
+def placeholder_values(spec: dict, tensor: Callable[[str, str], Tensor], constants: dict[str, Tensor],
+                       inputs: tuple[Tensor, ...] | list[Tensor]) -> dict[str, object]:
+    """The graph's placeholders bound to values: parameters and buffers by `tensor(kind, name in the module)`, its
+    constants, and the inputs in order."""
+    env: dict[str, object] = {}
+    user = iter(inputs)
+    for entry in spec["placeholders"]:
+        kind = entry["kind"]
+        if kind in ("parameter", "buffer"):
+            env[entry["name"]] = tensor(kind, entry["target"])
+        elif kind == "constant":
+            env[entry["name"]] = constants[entry["name"]]
+        else:
+            env[entry["name"]] = next(user)
+    return env
+
+
+def module_tensor(module: torch.nn.Module | None) -> Callable[[str, str], Tensor]:
+    """placeholder_values' lookup for a module's own parameters and buffers."""
+    def tensor(kind: str, name: str) -> Tensor:
+        if module is None:
+            raise GraphError(f"the graph reads {kind} {name}, but it belongs to no module")
+        return module.get_parameter(name) if kind == "parameter" else module.get_buffer(name)
+
+    return tensor
+
+
+def user_outputs(spec: dict, values: list[object]) -> list[object]:
+    """The values the module returns (not its buffers' updates)."""
+    return [value for entry, value in zip(spec["outputs"], values, strict=True) if entry["kind"] == "user_output"]
+
 
 def check_spec(spec: dict, extra_ops: frozenset[str] = frozenset()) -> None:
     """Refuse a spec with an operation outside the allow-list before running any of it."""

@@ -2,10 +2,17 @@
 
 `StudentModule` is an ordinary nn.Module of the trusted process. It owns the student's parameters and buffers
 (copied as data, under the student's names and in the student's order, so state_dict and parameters() line up),
-and for each input signature (shapes, dtype, device, memory layout, train or eval mode) it asks the sandbox once
-for the graph of the student's forward pass on such inputs, then runs that graph itself (graphs.run_graph) with
-its own tensors. Checks can therefore zero its weights, switch its mode, move it to the GPU, hook its layers and
-take gradients through it, and no student code runs.
+and for each input signature (shapes, dtype, device, memory layout, train or eval mode) it asks the student's side
+once for the graph of the student's forward pass on such inputs, then runs that graph itself (graphs.run_graph)
+with its own tensors, on copies of its inputs (a graph that writes into its input cannot reach the caller's).
+Checks can therefore zero its weights, switch its mode, move it to the GPU, hook its layers and take gradients
+through it, and no student code runs.
+
+Each new graph is checked before it runs: its operations against the allow-list (and, for a block exercise,
+against what a correct block needs: exercises.py), and its computation against the student's module itself: the
+student's side runs the module eagerly on fresh salted inputs with fresh random weights, and the outputs must
+match the graph's on the same inputs and weights (a module that computes one thing while torch.export traces it
+and another when it runs is a GraphMismatch).
 
 Layers are recognised from what the graph computes: a conv2d node whose weight is the parameter "x.weight" makes
 "x" an nn.Conv2d (of the node's stride, padding and groups) that owns that parameter, and so on for Linear,
@@ -23,10 +30,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autograder.grading.decision.graphs import TRUSTED_CALL, ExportFailed, GraphError, check_spec, decode_arg, run_graph
-from autograder.grading.decision.wire import tensor_from_wire
+from autograder.grading.decision.exercises import Exercise
+from autograder.grading.decision.graphs import (
+    TRUSTED_CALL,
+    ExportFailed,
+    GraphError,
+    check_spec,
+    decode_arg,
+    module_tensor,
+    placeholder_values,
+    run_graph,
+)
+from autograder.grading.decision.wire import DTYPES, tensor_from_wire
+from residual_course.checks.subjects import salted_seed
 
 Signature = tuple[tuple[tuple[int, ...], str, str, str], ...]
+# (signature, mode, inputs, {name: tensor}, seed) -> the eager module's outputs and buffers, from the student's side
+Verify = Callable[[Signature, bool, list[Tensor], dict[str, Tensor], int], tuple[list[Tensor], dict[str, Tensor]]]
+
+
+class GraphMismatch(RuntimeError):
+    """The graph torch.export gave is not what the student's module computes when it runs: evidence of tampering."""
 # Graphs by (family, signature, mode): modules that one student callable built from the same plain arguments are
 # the same computation, so BasicBlock(16, 16) is exported once however many copies the checks build.
 SHARED_GRAPHS: dict[tuple, tuple[dict, list[bytes], dict[str, Tensor]]] = {}
@@ -105,6 +129,9 @@ class StudentModule(nn.Module):
         self._student_name = name
         self._export, self._call_trusted = export, call_trusted
         self._refused = lambda reason: ExportFailed(reason)  # the trusted side records why a graph was refused
+        self._mismatch = lambda reason: GraphMismatch(reason)  # ...and a graph that is not the module
+        self.exercise: Exercise | None = None  # a block exercise's narrower rules (set by the trusted side)
+        self.verify: Verify | None = None  # runs the student's module eagerly (set by the trusted side)
         self._graphs: dict[tuple, tuple[dict, list[bytes], dict[str, Tensor]]] = {}
         self.family: tuple | None = None  # modules built by the same call share graphs (set by the trusted side)
         self._layers: dict[tuple[str, str], nn.Module] = {}  # (path, kind) -> layer recognised in a graph
@@ -176,20 +203,9 @@ class StudentModule(nn.Module):
     # ------------------------------------------------------------ forward
 
     def forward(self, *inputs: Tensor) -> Tensor | tuple[Tensor, ...]:
-        """Run the student's graph for inputs like these on this module's own tensors."""
+        """Run the student's graph for inputs like these on this module's own tensors (and copies of the inputs)."""
         spec, blobs, constants = self._graph(inputs)
-        env: dict[str, object] = {}
-        user = iter(inputs)
-        for entry in spec["placeholders"]:
-            kind, target = entry["kind"], entry["target"]
-            if kind == "parameter":
-                env[entry["name"]] = self.get_parameter(target)
-            elif kind == "buffer":
-                env[entry["name"]] = self.get_buffer(target)
-            elif kind == "constant":
-                env[entry["name"]] = constants[entry["name"]]
-            else:
-                env[entry["name"]] = next(user)
+        env = placeholder_values(spec, module_tensor(self), constants, [x.clone() for x in inputs])
         layers = self._layer_of_node[id(spec)]
 
         def special(node: dict, args: list, kwargs: dict) -> object:
@@ -224,16 +240,56 @@ class StudentModule(nn.Module):
                 spec, blobs = self._export(signature, self.training)
                 try:
                     check_spec(spec, frozenset({TRUSTED_CALL}))
+                    if self.exercise is not None:
+                        self.exercise.check(spec, self._student_name)
                 except GraphError as error:
                     raise self._refused(str(error)) from None
                 constants = {entry["name"]: tensor_from_wire(entry["value"], blobs)
                              for entry in spec["placeholders"] if entry["kind"] == "constant"}
+                self._verified(spec, blobs, constants, signature)
                 shared = (spec, blobs, constants)
                 if self.family is not None:
                     SHARED_GRAPHS[(self.family, *key)] = shared
             self._graphs[key] = shared
             self._layer_of_node[id(shared[0])] = self._recognise_layers(shared[0], shared[1])
         return self._graphs[key]
+
+    def _verified(self, spec: dict, blobs: list[bytes], constants: dict[str, Tensor], signature: Signature) -> None:
+        """The graph computes what the student's module computes: on fresh salted inputs and random weights (in this
+        mode, from one random seed), the student's side's eager outputs equal the graph's here."""
+        if self.verify is None or any(node["target"] == TRUSTED_CALL for node in spec["nodes"]):
+            return  # a module built around the grader's own blocks: their state lives on both sides (see README)
+        key = (self._student_name, signature, self.training)
+        generator = torch.Generator().manual_seed(salted_seed("verify", key))
+        inputs = [_random_like(shape, dtype, device, layout, generator) for shape, dtype, device, layout in signature]
+        state = {}
+        for entry in spec["placeholders"]:
+            if entry["kind"] in ("parameter", "buffer"):
+                current = module_tensor(self)(entry["kind"], entry["target"])
+                state[entry["target"]] = _random_weight(current, entry["kind"], generator)
+        seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+        eager, eager_buffers = self.verify(signature, self.training, inputs, state, seed)
+        copies = {name: tensor.clone() for name, tensor in state.items()}
+        env = placeholder_values(spec, lambda _, name: copies[name], constants, [x.clone() for x in inputs])
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            values = run_graph(spec, env, blobs, None, self._trusted_calls_only)
+        graphed = [v for e, v in zip(spec["outputs"], values, strict=True) if e["kind"] == "user_output"]
+        for entry, value in zip(spec["outputs"], values, strict=True):
+            if entry["kind"] == "buffer_mutation":
+                copies[entry["target"]] = value
+        problem = _disagreement(eager, graphed, "output") or _disagreement(
+            [eager_buffers[n] for n in sorted(eager_buffers)], [copies[n] for n in sorted(eager_buffers)], "buffer")
+        if problem:
+            raise self._mismatch(f"{self._student_name} computes something else when it runs than the graph "
+                                 f"torch.export traced ({problem}): grading used neither")
+
+    def _trusted_calls_only(self, node: dict, args: list, kwargs: dict) -> object:
+        """run_graph's special: a trusted module called inside the student's graph runs as itself."""
+        if node["target"] == TRUSTED_CALL:
+            tensors, ident = args
+            return self._call_trusted(int(ident), *tensors)
+        return NotImplemented
 
     def _recognise_layers(self, spec: dict, blobs: list[bytes]) -> dict[str, nn.Module]:
         """Give each conv, linear, BatchNorm and pooling node a layer module, at the student's path for it."""
@@ -278,7 +334,7 @@ class StudentModule(nn.Module):
     def _layer_at(self, path: str, kind: str, make: Callable[[], nn.Module]) -> nn.Module:
         """One layer module per path and kind: graphs of other input shapes reuse the same one."""
         if (path, kind) not in self._layers:
-            layer = make()
+            layer = make().train(self.training)  # a layer found after .eval() is in eval mode too
             self._place(path, layer)
             self._layers[(path, kind)] = layer
         return self._layers[(path, kind)]
@@ -347,6 +403,44 @@ def _call_layer(layer: nn.Module, target: str, args: list, kwargs: dict) -> Tens
                                f"inputs for this BatchNorm, got {x.dim()}-D")
         return layer(x, momentum, 1e-5 if eps is None else eps)
     return layer(args[0], *args[1:])
+
+
+def _random_like(shape: tuple[int, ...], dtype: str, device: str, layout: str,
+                 generator: torch.Generator) -> Tensor:
+    """A standard-normal input of a signature (integer inputs: small non-negative integers)."""
+    kind = DTYPES[dtype]
+    value = torch.randn(shape, generator=generator) if kind.is_floating_point else \
+        torch.randint(0, 10, shape, generator=generator)
+    value = value.to(kind).to("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
+    return value.to(memory_format=torch.channels_last) if layout == "channels_last" else value
+
+
+def _random_weight(current: Tensor, kind: str, generator: torch.Generator) -> Tensor:
+    """A random, non-degenerate value for a weight: a He-scaled matrix or kernel, a vector around 0 (parameters);
+    positive statistics (buffers); integer tensors (a batch count) as they are."""
+    if not current.is_floating_point():
+        return current.detach().clone()
+    if kind == "buffer":
+        value = 0.5 + torch.rand(current.shape, generator=generator)
+    elif current.dim() >= 2:
+        value = torch.randn(current.shape, generator=generator) * (2 / max(1, current[0].numel())) ** 0.5
+    else:
+        value = 0.5 * torch.randn(current.shape, generator=generator)
+    return value.to(device=current.device, dtype=current.dtype)
+
+
+def _disagreement(eager: list[Tensor], graphed: list[object], what: str) -> str:
+    """How two lists of results differ ('' when they agree within float tolerance)."""
+    if len(eager) != len(graphed):
+        return f"{len(eager)} {what}s against {len(graphed)}"
+    for index, (a, b) in enumerate(zip(eager, graphed, strict=True)):
+        if not isinstance(b, Tensor) or tuple(a.shape) != tuple(b.shape):
+            return f"{what} {index} has shape {tuple(a.shape)} against {getattr(b, 'shape', type(b).__name__)}"
+        tolerance = 1e-3 if a.device.type == "cuda" else 1e-4
+        if not torch.allclose(a.to(b.device, b.dtype), b.detach(), rtol=tolerance, atol=tolerance, equal_nan=True):
+            gap = (a.to(b.device, b.dtype) - b.detach()).abs().max().item()
+            return f"{what} {index} differs by up to {gap:.3g}"
+    return ""
 
 
 def _signature(x: Tensor) -> tuple[tuple[int, ...], str, str, str]:

@@ -1,19 +1,20 @@
-"""The student's process in grading: it runs the student's cells, then answers the trusted process with data.
+"""The student's side of the trusted decision: it runs the student's cells, then answers the trusted side with data.
 
-`python -m autograder.grading.decision.student_side READ_FD WRITE_FD` runs (inside isolate.py's sandbox) under the
-trusted process's direction. Its first request carries the released notebook's ordinary cells and the student's
-answer cells; it runs them, then hands over what each answer cell defined: plain values as data, and functions,
-classes and modules as references. Every later request is one of: call this reference with these arguments, read
-this attribute, or export this module for inputs like these (graphs.export_graph). Whatever the student's code does
-in here, what leaves the process is data, which the trusted side checks against its own computation.
+`python -m autograder.grading.decision.student_side READ_FD WRITE_FD` runs inside its own sandbox (jail/) under the
+trusted side's direction (protocol.py). The first request carries the released notebook's ordinary cells and the
+student's answer cells; it runs them, then hands over what each answer cell defined: plain values as data, and
+functions, classes and modules as references. Every later request is one of: call this reference with these
+arguments, read this attribute, export this module for inputs like these (graphs.export_graph), or run it eagerly
+on these inputs and weights (so the trusted side can show that the graph it grades is what the module computes).
+Whatever the student's code does in here, what leaves the process is data, which the trusted side checks against
+its own computation.
 
-Objects of the trusted side that the trusted side passes in (a model to measure, a block factory, an optimiser)
-arrive as look-alikes: torch.nn modules rebuilt layer by layer from their description, with copies of their tensors,
-whose forward pass runs the trusted side's exported graph; an optimiser of the same class over those copies; a
-callable that asks the trusted side to run the real one. After each call, the tensors and optimiser state the
-student's code changed go back with the reply. When a student's module that contains one of them is exported, the
-look-alike appears in the graph as one opaque call (course::trusted), which the trusted side runs as the real
-object.
+Objects of the trusted side that it passes in (a model to measure, a block factory, an optimiser) arrive as
+look-alikes: torch.nn modules rebuilt layer by layer from their description, with copies of their tensors, whose
+forward pass runs the trusted side's exported graph; an optimiser of the same class over those copies; a callable
+that asks the trusted side to run the real one. After each call, the tensors and optimiser state the student's code
+changed go back with the reply. When a student's module that contains one of them is exported, the look-alike
+appears in the graph as one opaque call (course::trusted), which the trusted side runs as the real object.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from autograder.grading.decision import bridge, wire
-from autograder.grading.decision.graphs import ExportFailed, export_graph, quiet_export, run_graph
-
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
+from autograder.grading.decision import bridge, protocol, wire
+from autograder.grading.decision.graphs import (
+    ExportFailed,
+    FunctionModule,
+    export_graph,
+    module_tensor,
+    placeholder_values,
+    quiet_export,
+    run_graph,
+    user_outputs,
+)
+from autograder.grading.decision.protocol import Kind, Side
+from residual_course.checks.subjects import class_origin
 
 
 @torch.library.custom_op("course::trusted", mutates_args=())
@@ -46,7 +56,7 @@ def _trusted_call_shape(inputs: list[Tensor], ident: int) -> Tensor:
     return inputs[0].new_empty(meta["shape"], dtype=wire.DTYPES[meta["dtype"]])
 
 
-class Sandbox:
+class StudentSide:
     """The student's objects by reference id, the trusted side's look-alikes by theirs, and the request handlers."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
@@ -55,7 +65,6 @@ class Sandbox:
         self.trusted_ids: dict[int, int] = {}  # id(local look-alike) -> trusted id
         self.codec = bridge.Codec(self._to_ref, self._from_ref)
         self.endpoint = bridge.Endpoint(read_fd, write_fd, self._handle)
-        self.shell = None
         self.answers: dict[str, dict[str, object]] = {}  # grade id -> what the student's answer cell defined
         self.touched: list[int] = []  # trusted objects passed into the current call
 
@@ -64,27 +73,33 @@ class Sandbox:
     def _to_ref(self, value: object, blobs: list[bytes]) -> dict:
         """A student object stays here; the trusted side gets its id, kind and, for a module, its tensors."""
         if id(value) in self.trusted_ids:
-            return {"ref": self.trusted_ids[id(value)], "side": "trusted"}
+            return {"ref": self.trusted_ids[id(value)], "side": Side.TRUSTED}
         ref = len(self.objects) + 1
         self.objects[ref] = value
-        name = getattr(value, "__name__", type(value).__name__)
         if isinstance(value, nn.Module):
-            return {"ref": ref, "side": "student", "kind": "module", "name": type(value).__name__,
-                    "training": bool(value.training), "state": self._describe(value, blobs),
-                    "classes": self._classes(value)}
-        kind = "callable" if callable(value) else "object"
-        return {"ref": ref, "side": "student", "kind": kind, "name": str(name)}
+            classes, relabelled = self._classes(value)
+            return protocol.as_dict(protocol.StudentRef(ref, Kind.MODULE, type(value).__name__[:100],
+                                                        training=bool(value.training),
+                                                        state=self._describe(value, blobs), classes=classes,
+                                                        relabelled=relabelled))
+        kind = Kind.CALLABLE if callable(value) else Kind.OBJECT
+        return protocol.as_dict(protocol.StudentRef(ref, kind, str(getattr(value, "__name__", type(value).__name__))))
 
-    def _classes(self, module: nn.Module) -> list[str]:
-        """Where each class inside the student's module, and each class it derives from, is defined (the checks
-        refuse ready-made blocks)."""
-        names, lent = set(), []
+    def _classes(self, module: nn.Module) -> tuple[list[str], list[str]]:
+        """Where each class inside the student's module, and each class it derives from, comes from (read from its
+        code: the checks refuse ready-made blocks), and the classes whose `__module__` claims another origin."""
+        origins, relabelled, lent = set(), set(), []
         for path, sub in nn.Module.named_modules(module):  # torch's own methods: an override must not decide
             if id(sub) in self.trusted_ids:
                 lent.append(path)
             elif not any(path.startswith(f"{p}.") for p in lent):
-                names.update(f"{cls.__module__}.{cls.__qualname__}"[:200] for cls in type(sub).__mro__[:20])
-        return sorted(name for name in names if not name.startswith(("torch.", "builtins.")))[:200]
+                for cls in type(sub).__mro__[:20]:
+                    origin, claim = class_origin(cls)
+                    origins.add(origin[:200])
+                    if claim:
+                        relabelled.add(f"{origin} calls itself {claim}"[:300])
+        keep = sorted(name for name in origins if not name.startswith(("torch.", "builtins.")))
+        return keep[:200], sorted(relabelled)[:20]
 
     def _describe(self, module: nn.Module, blobs: list[bytes]) -> list[dict]:
         """The module's tensors in state_dict order (trusted look-alikes by id, placed whole)."""
@@ -94,57 +109,54 @@ class Sandbox:
                 whole[path] = self.trusted_ids[id(sub)]
         parameters = {id(p) for _, p in nn.Module.named_parameters(module, remove_duplicate=False)}
         entries, placed = [], set()
-        state = nn.Module.state_dict(module, keep_vars=True)
-        for name, tensor in state.items():
+        for name, tensor in nn.Module.state_dict(module, keep_vars=True).items():
             owner = next((p for p in whole if name.startswith(f"{p}.")), None)
             if owner is not None:
                 if owner not in placed:
-                    entries.append({"name": owner, "kind": "module", "trusted": whole[owner]})
+                    entries.append(protocol.StateEntry(owner, "module", trusted=whole[owner]))
                     placed.add(owner)
                 continue
-            entry = {"name": name, "kind": "parameter" if id(tensor) in parameters else "buffer",
-                     "requires_grad": bool(getattr(tensor, "requires_grad", False))}
+            kind = "parameter" if id(tensor) in parameters else "buffer"
+            requires_grad = bool(getattr(tensor, "requires_grad", False))
             if id(tensor) in self.trusted_ids:
-                entry["trusted"] = self.trusted_ids[id(tensor)]
+                entries.append(protocol.StateEntry(name, kind, requires_grad, trusted=self.trusted_ids[id(tensor)]))
             else:
-                entry["value"] = wire.tensor_to_wire(tensor.detach(), blobs)
-            entries.append(entry)
-        entries += [{"name": p, "kind": "module", "trusted": m} for p, m in whole.items() if p not in placed]
-        return entries
+                entries.append(protocol.StateEntry(name, kind, requires_grad,
+                                                   value=wire.tensor_to_wire(tensor.detach(), blobs)))
+        entries += [protocol.StateEntry(p, "module", trusted=m) for p, m in whole.items() if p not in placed]
+        return [protocol.as_dict(entry) for entry in entries]
 
     def _from_ref(self, spec: dict, blobs: list[bytes]) -> object:
         """A reference from the trusted side: one of our own objects back, or a look-alike of one of theirs."""
-        if spec.get("side") == "student":
+        if spec.get("side") == Side.STUDENT:
             return self.objects[int(spec["ref"])]
-        kind, ident = spec.get("kind"), int(spec["ref"])
-        if kind == "module":
-            value = self._module(spec["module"], blobs)
-        elif kind == "optimizer":
-            value = self._optimizer(spec, blobs)
-        elif kind == "callable":
-            value = self.trusted.get(ident) or TrustedCallable(self, ident, str(spec.get("name", "callable")),
-                                                               spec.get("attrs") or {})
-            self._remember(ident, value)
+        lent = protocol.record(protocol.TrustedRef, spec)
+        if lent.kind == Kind.MODULE:
+            value = self._module(protocol.record(protocol.ModuleDescription, lent.module), blobs)
+        elif lent.kind == Kind.OPTIMIZER:
+            value = self._optimizer(lent, blobs)
+        elif lent.kind == Kind.CALLABLE:
+            value = self.trusted.get(lent.ref) or TrustedCallable(self, lent.ref, lent.name, lent.attrs)
+            self._remember(lent.ref, value)
         else:
-            value = self.trusted.get(ident) or TrustedObject(str(spec.get("name", "object")))
-            self._remember(ident, value)
-        self.touched.append(ident)
+            value = self.trusted.get(lent.ref) or TrustedObject(lent.name)
+            self._remember(lent.ref, value)
+        self.touched.append(lent.ref)
         return value
 
     def _remember(self, ident: int, value: object) -> None:
         self.trusted[ident] = value
         self.trusted_ids[id(value)] = ident
 
-    def _module(self, description: dict, blobs: list[bytes]) -> nn.Module:
+    def _module(self, description: protocol.ModuleDescription, blobs: list[bytes]) -> nn.Module:
         """A local look-alike of a trusted module (reused, with fresh tensors, when it was sent before)."""
-        ident = int(description["id"])
-        module = self.trusted.get(ident)
+        module = self.trusted.get(description.id)
         if module is None:
             module = _build(description)
-            module.forward = _opaque_forward(module, ident, module.forward)
-            self._remember(ident, module)
-        module.training = bool(description["training"])
-        for name, tensor_id, value, requires_grad, grad in description["params"]:
+            module.forward = _opaque_forward(module, description.id, module.forward)
+            self._remember(description.id, module)
+        module.training = description.training
+        for name, tensor_id, value, requires_grad, grad in description.params:
             parameter = self.trusted.get(tensor_id)
             if parameter is None:
                 parameter = nn.Parameter(wire.tensor_from_wire(value, blobs).detach(), requires_grad=requires_grad)
@@ -154,7 +166,7 @@ class Sandbox:
                     parameter.data = wire.tensor_from_wire(value, blobs).detach()
             parameter.grad = None if grad is None else wire.tensor_from_wire(grad, blobs).detach()
             module._parameters[name] = parameter
-        for name, tensor_id, value, persistent in description["buffers"]:
+        for name, tensor_id, value, persistent in description.buffers:
             buffer = wire.tensor_from_wire(value, blobs).detach()
             old = self.trusted.get(tensor_id)
             if old is not None:
@@ -163,83 +175,81 @@ class Sandbox:
             else:
                 self._remember(tensor_id, buffer)
             module.register_buffer(name, buffer, persistent=persistent)
-        for name, child in description["children"]:
-            module._modules[name] = self._module(child, blobs)
+        for name, child in description.children:
+            module._modules[name] = self._module(protocol.record(protocol.ModuleDescription, child), blobs)
         return module
 
-    def _optimizer(self, spec: dict, blobs: list[bytes]) -> torch.optim.Optimizer:
+    def _optimizer(self, lent: protocol.TrustedRef, blobs: list[bytes]) -> torch.optim.Optimizer:
         """An optimiser of the same class and settings over the look-alikes' parameters, with the same state."""
-        ident = int(spec["ref"])
-        if spec["class"] not in OPTIMIZERS:
-            raise TypeError(f"optimiser {spec['class']!r} cannot be sent to the sandbox")
+        if lent.name not in protocol.OPTIMIZERS:
+            raise TypeError(f"optimiser {lent.name!r} cannot be sent to the student's side")
         groups = [{**{k: self.codec.decode(v, blobs) for k, v in group.items() if k != "params"},
-                   "params": [self.trusted[int(p)] for p in group["params"]]} for group in spec["groups"]]
-        optimizer = self.trusted.get(ident)
+                   "params": [self.trusted[int(p)] for p in group["params"]]} for group in lent.groups]
+        optimizer = self.trusted.get(lent.ref)
         if optimizer is None:
-            optimizer = getattr(torch.optim, spec["class"])(groups)
-            self._remember(ident, optimizer)
+            optimizer = getattr(torch.optim, lent.name)(groups)
+            self._remember(lent.ref, optimizer)
         else:
             for group, fresh in zip(optimizer.param_groups, groups, strict=True):
                 group.update(fresh)
         optimizer.state.clear()
-        for tensor_id, values in spec["state"]:
+        for tensor_id, values in lent.state:
             optimizer.state[self.trusted[int(tensor_id)]] = {k: self.codec.decode(v, blobs) for k, v in values.items()}
         return optimizer
 
     # ------------------------------------------------------------ requests
 
-    def _handle(self, message: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+    def _handle(self, message: protocol.Request, blobs: list[bytes]) -> tuple[protocol.Reply, list[bytes]]:
         """One request of the trusted side."""
-        op = message.get("op")
-        if op == "run":
-            return self._run(message["cells"]), []
-        if op == "call":
+        out: list[bytes] = []
+        if isinstance(message, protocol.RunCells):
+            return self._run(message.cells), []
+        if isinstance(message, protocol.Call):
             return self._call(message, blobs)
-        if op == "value":
-            out: list[bytes] = []
-            return {"value": self.codec.encode(self.answers[message["cell"]][message["name"]], out)}, out
-        if op == "getattr":
-            value = getattr(self.objects[int(message["target"])], str(message["name"]))
-            out = []
-            return {"value": self.codec.encode(value, out)}, out
-        if op == "export":
+        if isinstance(message, protocol.GetValue):
+            return protocol.Value(self.codec.encode(self.answers[message.cell][message.name], out)), out
+        if isinstance(message, protocol.GetAttribute):
+            value = getattr(self.objects[message.target], message.name)
+            return protocol.Value(self.codec.encode(value, out)), out
+        if isinstance(message, protocol.Export):
             return self._export(message)
-        raise wire.WireError(f"unknown request {op!r}")
+        if isinstance(message, protocol.Verify):
+            return self._run_eagerly(message, blobs)
+        raise wire.WireError(f"the student's side does not answer {message.op!r}")
 
-    def _run(self, cells: list[dict]) -> dict:
+    def _run(self, cells: list[dict]) -> protocol.Ran:
         """Run the ordinary cells and the answers in order; keep what each answer cell bound to its names."""
         from IPython.core.interactiveshell import InteractiveShell
 
-        self.shell = InteractiveShell.instance()
+        shell = InteractiveShell.instance()
         bound, errors = {}, {}
         for cell in cells:
-            before = {name: id(value) for name, value in self.shell.user_ns.items()}
+            before = {name: id(value) for name, value in shell.user_ns.items()}
             with _silenced():
-                result = self.shell.run_cell(cell["source"], silent=True, store_history=False)
+                result = shell.run_cell(cell["source"], silent=True, store_history=False)
             if cell["kind"] != "solution":
                 continue
             gid = cell["grade_id"]
-            namespace = self.shell.user_ns
             if not result.success:
                 error = result.error_in_exec or result.error_before_exec
                 errors[gid] = f"{type(error).__name__}: {str(error)[:300]}"
             # only what this cell (re)defined: a name the lesson set before the exercise is no answer
-            self.answers[gid] = {name: namespace[name] for name in cell["names"]
-                                 if name in namespace and before.get(name) != id(namespace[name])}
+            self.answers[gid] = {name: shell.user_ns[name] for name in cell["names"]
+                                 if name in shell.user_ns and before.get(name) != id(shell.user_ns[name])}
             bound[gid] = list(self.answers[gid])
-        return {"bound": bound, "errors": errors}
+        return protocol.Ran(bound, errors)
 
-    def _call(self, message: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+    def _call(self, message: protocol.Call, blobs: list[bytes]) -> tuple[protocol.Value, list[bytes]]:
         """Call a student object with decoded arguments; send back the result and the state the call changed."""
         self.touched = []
-        target = self.objects[int(message["target"])]
-        args = self.codec.decode(message.get("args", []), blobs)
-        kwargs = self.codec.decode(message.get("kwargs", {"dict": {}}), blobs)
-        if "rng" in message:  # the trusted side's generator as it stands: a seeded check builds the same weights
-            bridge.set_rng_state(message["rng"])
+        target = self.objects[message.target]
+        args = self.codec.decode(message.args, blobs)
+        kwargs = self.codec.decode(message.kwargs, blobs)
+        if message.rng:  # the trusted side's generator as it stands: a seeded check builds the same weights
+            bridge.set_rng_state(message.rng)
         value = target(*args, **kwargs)
         out: list[bytes] = []
-        return {"value": self.codec.encode(value, out), "sync": self._sync(out)}, out
+        return protocol.Value(self.codec.encode(value, out), self._sync(out)), out
 
     def _sync(self, blobs: list[bytes]) -> dict:
         """The tensors, gradients, modes and optimiser state of the trusted look-alikes this call was given."""
@@ -265,17 +275,22 @@ class Sandbox:
                 optimizers.append([ident, state])
         return {"tensors": tensors, "grads": grads, "modes": modes, "optimizers": optimizers}
 
-    def _export(self, message: dict) -> tuple[dict, list[bytes]]:
-        """torch.export a student module on example inputs of the asked shapes, in the asked mode and device."""
-        module = self.objects[int(message["target"])]
-        if message.get("function"):
-            module = _Function(module)
-        elif not isinstance(module, nn.Module):
+    def _subject(self, target: int, function: bool) -> nn.Module:
+        """The student's module, or a student's function of tensors as a module."""
+        subject = self.objects[target]
+        if function:
+            return FunctionModule(subject)
+        if not isinstance(subject, nn.Module):
             raise TypeError("only modules and functions can be exported")
-        inputs = tuple(_example(spec) for spec in message["inputs"])
+        return subject
+
+    def _export(self, message: protocol.Export) -> tuple[protocol.Reply, list[bytes]]:
+        """torch.export a student module on example inputs of the asked shapes, in the asked mode and device."""
+        module = self._subject(message.target, message.function)
+        inputs = tuple(_example(spec) for spec in message.inputs)
         device = inputs[0].device if inputs else torch.device("cpu")
         module.to(device)
-        module.train(bool(message["training"]))
+        module.train(message.training)
         blobs: list[bytes] = []
         try:
             with quiet_export(), _silenced():
@@ -283,22 +298,50 @@ class Sandbox:
         except ExportFailed as error:
             with torch.no_grad(), _silenced():
                 module(*inputs)  # the module's own error on such inputs (a wrong shape...) is the answer, if any
-            return {"export_failed": str(error)}, []
-        return {"graph": spec}, blobs
+            return protocol.ExportFailed(str(error)), []
+        return protocol.Graph(spec), blobs
+
+    def _run_eagerly(self, message: protocol.Verify, blobs: list[bytes]) -> tuple[protocol.Outputs, list[bytes]]:
+        """Run the module itself (not its graph) with the trusted side's inputs and weights; then put its own weights
+        and mode back, so that nothing the trusted side does later sees them changed."""
+        module = self._subject(message.target, message.function)
+        inputs = [wire.tensor_from_wire(spec, blobs).detach() for spec in message.inputs]
+        tensors = {**dict(nn.Module.named_parameters(module, remove_duplicate=False)),
+                   **dict(nn.Module.named_buffers(module, remove_duplicate=False))}
+        unknown = [name for name in message.state if name not in tensors]
+        if unknown:
+            raise KeyError(f"the module has no tensor {unknown[0]!r}, which its graph reads")
+        saved = {name: tensors[name].detach().clone() for name in message.state}
+        was_training = module.training
+        out: list[bytes] = []
+        try:
+            with torch.no_grad():
+                for name, spec in message.state.items():
+                    tensors[name].copy_(wire.tensor_from_wire(spec, blobs))
+            module.train(message.training)
+            torch.manual_seed(message.seed)
+            with torch.no_grad(), _silenced():
+                result = module(*inputs)
+            outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+            if not all(isinstance(value, Tensor) for value in outputs):
+                raise TypeError("the module returned something other than tensors")
+            reply = protocol.Outputs([wire.tensor_to_wire(value.detach(), out) for value in outputs],
+                                     {name: wire.tensor_to_wire(tensors[name].detach(), out) for name in message.state
+                                      if not isinstance(tensors[name], nn.Parameter)})
+        finally:
+            with torch.no_grad():
+                for name, value in saved.items():
+                    tensors[name].copy_(value)
+            module.train(was_training)
+        return reply, out
 
     # ------------------------------------------------------------ asking the trusted side
-
-    def ask(self, message: dict, blobs: list[bytes] | None = None) -> tuple[dict, list[bytes]]:
-        """A request to the trusted side (nested inside the one being answered)."""
-        reply, reply_blobs = self.endpoint.request(message, blobs or [])
-        bridge.raise_if_error(reply)
-        return reply, reply_blobs
 
     def trusted_graph(self, ident: int, inputs: list[Tensor], training: bool) -> tuple[dict, list[bytes]]:
         """The trusted side's graph of one of its modules or functions, for inputs like these."""
         specs = [[list(x.shape), str(x.dtype).removeprefix("torch."), x.device.type] for x in inputs]
-        reply, blobs = self.ask({"op": "graph", "target": ident, "inputs": specs, "training": training})
-        return reply["graph"], blobs
+        reply, blobs = self.endpoint.request(protocol.TrustedGraph(ident, specs, training), [], protocol.Graph)
+        return reply.graph, blobs
 
     def trusted_output_meta(self, ident: int, inputs: list[Tensor]) -> dict:
         module = self.trusted[ident]
@@ -310,53 +353,33 @@ class Sandbox:
     def run_trusted(self, ident: int, module: nn.Module | None, inputs: tuple[Tensor, ...]) -> Tensor:
         """Compute a trusted module or function here, on local tensors, by its graph (gradients flow)."""
         spec, blobs = self.trusted_graph(ident, list(inputs), bool(getattr(module, "training", False)))
-        env: dict[str, object] = {}
-        user = iter(inputs)
-        for entry in spec["placeholders"]:
-            if entry["kind"] == "parameter":
-                env[entry["name"]] = module.get_parameter(entry["target"])
-            elif entry["kind"] == "buffer":
-                env[entry["name"]] = module.get_buffer(entry["target"])
-            elif entry["kind"] == "constant":
-                env[entry["name"]] = wire.tensor_from_wire(entry["value"], blobs)
-            else:
-                env[entry["name"]] = next(user)
-        outputs = [v for e, v in zip(spec["outputs"], run_graph(spec, env, blobs, None), strict=True)
-                   if e["kind"] == "user_output"]
+        constants = {e["name"]: wire.tensor_from_wire(e["value"], blobs) for e in spec["placeholders"]
+                     if e["kind"] == "constant"}
+        env = placeholder_values(spec, module_tensor(module), constants, inputs)
+        outputs = user_outputs(spec, run_graph(spec, env, blobs, None))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
 class TrustedCallable:
     """A function, class or factory of the trusted side, as the student's code sees it."""
 
-    def __init__(self, sandbox: Sandbox, ident: int, name: str, attrs: dict) -> None:
-        self._sandbox, self._ident, self.__name__ = sandbox, ident, name
+    def __init__(self, side: StudentSide, ident: int, name: str, attrs: dict) -> None:
+        self._side, self._ident, self.__name__ = side, ident, name
         for key, value in attrs.items():
             setattr(self, key, value)
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         """With tensors: computed here by its graph, so gradients flow; otherwise run by the trusted side."""
         if args and all(isinstance(a, Tensor) for a in args) and not kwargs:
-            return self._sandbox.run_trusted(self._ident, None, args)
+            return self._side.run_trusted(self._ident, None, args)
         blobs: list[bytes] = []
-        message = {"op": "call", "target": self._ident, "args": self._sandbox.codec.encode(list(args), blobs),
-                   "kwargs": self._sandbox.codec.encode(kwargs, blobs)}
-        reply, reply_blobs = self._sandbox.ask(message, blobs)
-        return self._sandbox.codec.decode(reply["value"], reply_blobs)
+        message = protocol.CallTrusted(self._ident, self._side.codec.encode(list(args), blobs),
+                                       self._side.codec.encode(kwargs, blobs))
+        reply, reply_blobs = self._side.endpoint.request(message, blobs, protocol.Value)
+        return self._side.codec.decode(reply.value, reply_blobs)
 
     def __repr__(self) -> str:
         return f"<{self.__name__} (grading)>"
-
-
-class _Function(nn.Module):
-    """A student's function of tensors as a module, so that torch.export can trace it."""
-
-    def __init__(self, function: Callable[..., Tensor]) -> None:
-        super().__init__()
-        self.function = function
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return self.function(*inputs)
 
 
 class TrustedObject:
@@ -380,13 +403,12 @@ class _TrustedLayer(nn.Module):
         return self._display_name
 
 
-def _build(description: dict) -> nn.Module:
+def _build(description: protocol.ModuleDescription) -> nn.Module:
     """An empty module of the described class: torch.nn's own layers by name, a _TrustedLayer otherwise."""
-    name = description["class"]
-    if description["standard"] and name in bridge.STANDARD_MODULES:
+    if description.standard and description.name in bridge.STANDARD_MODULES:
         with torch.device("meta"):
-            return getattr(nn, name)(**description["init"])
-    return _TrustedLayer(str(description.get("name", name)))
+            return getattr(nn, description.name)(**description.init)
+    return _TrustedLayer(description.name)
 
 
 def _opaque_forward(module: nn.Module, ident: int, native: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -418,15 +440,15 @@ def _silenced() -> Iterator[None]:
         yield
 
 
-SESSION: Sandbox
+SESSION: StudentSide
 
 
 def main() -> None:
-    """Serve the trusted process on the two file descriptors given on the command line."""
+    """Serve the trusted side on the two file descriptors given on the command line."""
     global SESSION
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
     os.environ.setdefault("MPLBACKEND", "Agg")
-    SESSION = Sandbox(read_fd, write_fd)
+    SESSION = StudentSide(read_fd, write_fd)
     SESSION.endpoint.serve()
     os._exit(0)
 

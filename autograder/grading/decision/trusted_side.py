@@ -1,16 +1,17 @@
-"""The trusted decision: the notebook's own checks and hidden tests, run in a process where no student code runs.
+"""The trusted side of the decision: the notebook's own checks and hidden tests, run where no student code runs.
 
 `python -m autograder.grading.decision.trusted_side READ_FD WRITE_FD` reads a job on stdin: the source notebook's
 cells in order (ordinary cells, the students' answer cells' names, the instructor's test cells with their hidden
 tests). It runs the ordinary and test cells itself, with torch, numpy and the course package of its own. Where an
-answer cell stands, it binds the names that the instructor's solution defines there to what the sandboxed student
-process (sandbox.py) reports: values as data, and functions, classes and modules as proxies. A proxy's call sends
-its arguments to the sandbox as data and receives the result as data; a student module becomes a StudentModule
-(rebuilt.py), which runs the student's exported graphs on the trusted side's own tensors. Each test cell's verdict
-is its own outcome here: passed, or the error it raised.
+answer cell stands, it binds the names that the instructor's solution defines there to what the student's side
+(student_side.py) reports: values as data, and functions, classes and modules as proxies. A proxy's call sends its
+arguments as data and receives the result as data; a student module becomes a StudentModule (rebuilt.py), which
+runs the student's exported graphs on this side's own tensors, once each graph has passed its exercise's rules
+and been shown to compute what the module computes. Each test cell's verdict is its own outcome here: passed, or
+the error it raised.
 
 The result is one line on stdout: the job's nonce, then JSON {"verdicts", "outputs", "export_failures",
-"sandbox_error"}.
+"mismatches", "notes", "sandbox_error"}.
 """
 
 from __future__ import annotations
@@ -25,27 +26,27 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from autograder.grading.decision import bridge, wire
-from autograder.grading.decision.graphs import ExportFailed, export_graph, quiet_export
-from autograder.grading.decision.rebuilt import StudentModule
-
-OUTPUT_LIMIT = 20_000  # characters of a test cell's output kept for the feedback
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
+from autograder.grading.decision import bridge, protocol, wire
+from autograder.grading.decision.exercises import EXERCISES
+from autograder.grading.decision.graphs import ExportFailed, FunctionModule, export_graph, quiet_export
+from autograder.grading.decision.protocol import Kind, Side
+from autograder.grading.decision.rebuilt import GraphMismatch, Signature, StudentModule
+from autograder.grading.limits import TEST_OUTPUT_CHARS
 
 
 class StudentProxy:
-    """Something of the student's that stays in the sandbox; the trusted side knows it by reference."""
+    """Something of the student's that stays on the student's side; this side knows it by reference."""
 
-    def __init__(self, trusted: Trusted, ref: int, name: str) -> None:
+    def __init__(self, trusted: TrustedSide, ref: int, name: str) -> None:
         self._trusted, self._ref, self.__name__ = trusted, ref, name
 
     def __getattr__(self, name: str) -> object:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._trusted.request({"op": "getattr", "target": self._ref, "name": name})
+        return self._trusted.request(protocol.GetAttribute(self._ref, name))
 
     def __repr__(self) -> str:
-        return f"<{self.__name__} (the student's, in the sandbox)>"
+        return f"<{self.__name__} (the student's, on the student's side)>"
 
 
 class StudentCallable(StudentProxy):
@@ -62,37 +63,54 @@ class StudentCallable(StudentProxy):
                 return function(*args)
             except ExportFailed:
                 pass
-        return self._trusted.request({"op": "call", "target": self._ref, "args": list(args), "kwargs": kwargs,
-                                      "rng": bridge.rng_state()})
+        return self._trusted.call(self._ref, list(args), kwargs)
 
 
-class Trusted:
-    """The trusted process's end: the objects it lent the sandbox, and the proxies of the sandbox's objects."""
+class TrustedSide:
+    """This side's end: the objects it lent the student's side, and the proxies of the student's objects."""
 
     def __init__(self, read_fd: int, write_fd: int, device: torch.device) -> None:
         self.device = device
-        self.lent: dict[int, object] = {}  # trusted id -> a trusted object the sandbox holds a look-alike of
+        self.lent: dict[int, object] = {}  # trusted id -> a trusted object the student's side holds a look-alike of
         self.lent_ids: dict[int, int] = {}  # id(object) -> trusted id
         self.codec = bridge.Codec(self._to_ref, self._from_ref)
         self.endpoint = bridge.Endpoint(read_fd, write_fd, self._handle)
         self.export_failures: list[str] = []
-        self._graphs: dict[tuple, tuple[dict, list[bytes]]] = {}
+        self.mismatches: list[str] = []  # graphs that were not what the student's module computes
+        self.notes: list[str] = []  # what an instructor may want to look at (classes relabelled as another's)
+        self.exercise_of: dict[int, str] = {}  # a student reference -> the answer name it was bound to
+        self._graphs: dict[tuple, tuple[protocol.Graph, list[bytes]]] = {}
         self._functions: dict[int, StudentModule] = {}
 
-    # ------------------------------------------------------------ asking the sandbox
+    # ------------------------------------------------------------ asking the student's side
 
-    def request(self, message: dict) -> object:
-        """Send a request whose arguments are values; decode the reply's value, after applying its state."""
+    def request(self, message: protocol.Request, *expected: type[protocol.Reply]) -> object:
+        """Send a request whose fields are plain; decode the reply's value."""
+        reply, blobs = self.endpoint.request(message, [], *(expected or (protocol.Value,)))
+        return self.codec.decode(reply.value, blobs)
+
+    def value(self, cell: str, name: str) -> object:
+        """What an answer cell bound to `name`; a student object remembers the answer it is (its exercise)."""
+        value = self.request(protocol.GetValue(cell, name))
+        if isinstance(value, (StudentProxy, StudentModule)):
+            self.exercise_of.setdefault(value._ref, name)
+            if isinstance(value, StudentModule):
+                value.exercise = EXERCISES.get(name)
+        return value
+
+    def call(self, ref: int, args: list, kwargs: dict) -> object:
+        """Call a student object with values; take over what the call did to the lent objects; the result."""
         blobs: list[bytes] = []
-        encoded = {k: self.codec.encode(v, blobs) if k in ("args", "kwargs") else v for k, v in message.items()}
-        reply, reply_blobs = self.endpoint.request(encoded, blobs)
-        bridge.raise_if_error(reply)
-        if "sync" in reply:
-            self._apply(reply["sync"], reply_blobs)
-        value = self.codec.decode(reply["value"], reply_blobs)
-        plain = not blobs and "ref" not in json.dumps([encoded.get("args"), encoded.get("kwargs")])
-        if isinstance(value, StudentModule) and message.get("op") == "call" and plain and not value.holds_lent:
-            value.family = (message["target"], json.dumps([encoded["args"], encoded["kwargs"]]))
+        message = protocol.Call(ref, self.codec.encode(args, blobs), self.codec.encode(kwargs, blobs),
+                                bridge.rng_state())
+        reply, reply_blobs = self.endpoint.request(message, blobs, protocol.Value)
+        self._apply(reply.sync, reply_blobs)
+        value = self.codec.decode(reply.value, reply_blobs)
+        if isinstance(value, StudentModule):
+            value.exercise = EXERCISES.get(self.exercise_of.get(ref, ""))
+            plain = not blobs and "ref" not in json.dumps([message.args, message.kwargs])
+            if plain and not value.holds_lent:  # the same plain call builds the same computation: graphs shared
+                value.family = (ref, json.dumps([message.args, message.kwargs]))
         return value
 
     def function(self, ref: int, name: str) -> StudentModule:
@@ -102,34 +120,55 @@ class Trusted:
                                    lambda signature, training: self._export(ref, name, signature, training, True),
                                    self._call_lent, False)
             module.family = ("function", ref)
-            module._refused = lambda reason: self._refuse(name, reason)
+            self._watch(module, ref, name, function=True)
             self._functions[ref] = module
         return self._functions[ref]
 
+    def _watch(self, module: StudentModule, ref: int, name: str, function: bool = False) -> None:
+        """Where a student module's refusals and mismatches are recorded, and how its graphs are verified."""
+        module._refused = lambda reason: self._refuse(name, reason)
+        module._mismatch = lambda reason: self._mismatched(reason)
+        module.verify = lambda signature, training, inputs, state, seed: self._run_eagerly(
+            ref, signature, training, inputs, state, seed, function)
+
     def _refuse(self, name: str, reason: str) -> ExportFailed:
-        """A graph the trusted side will not run (an operation outside the allow-list): recorded, for a person."""
+        """A graph the trusted side will not run (outside the allow-list or the exercise): recorded, for a person."""
         failure = f"{name} could not be graded automatically: {reason}"
         self.export_failures.append(failure)
         return ExportFailed(failure)
 
-    def _export(self, ref: int, name: str, signature: tuple, training: bool,
+    def _mismatched(self, reason: str) -> GraphMismatch:
+        self.mismatches.append(reason)
+        return GraphMismatch(reason)
+
+    def _export(self, ref: int, name: str, signature: Signature, training: bool,
                 function: bool = False) -> tuple[dict, list[bytes]]:
         """The student module's graph for inputs like these (ExportFailed, recorded, when it cannot be traced)."""
-        message = {"op": "export", "target": ref, "inputs": [list(s) for s in signature], "training": training,
-                   "function": function}
-        reply, blobs = self.endpoint.request(message, [])
-        bridge.raise_if_error(reply)
-        if "export_failed" in reply:
-            reason = f"{name} could not be exported for grading: {reply['export_failed']}"
+        message = protocol.Export(ref, [list(s) for s in signature], training, function)
+        reply, blobs = self.endpoint.request(message, [], protocol.Graph, protocol.ExportFailed)
+        if isinstance(reply, protocol.ExportFailed):
+            reason = f"{name} could not be exported for grading: {reply.reason}"
             if not function:  # a function that cannot be exported is called with its tensors as data instead
                 self.export_failures.append(reason)
             raise ExportFailed(reason)
-        return reply["graph"], blobs
+        return reply.graph, blobs
+
+    def _run_eagerly(self, ref: int, signature: Signature, training: bool, inputs: list[Tensor],
+                     state: dict[str, Tensor], seed: int, function: bool) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """The student's module run as itself on the student's side, with these inputs and weights."""
+        blobs: list[bytes] = []
+        message = protocol.Verify(ref, [wire.tensor_to_wire(x, blobs) for x in inputs],
+                                  {name: wire.tensor_to_wire(t, blobs) for name, t in state.items()}, training, seed,
+                                  function)
+        reply, reply_blobs = self.endpoint.request(message, blobs, protocol.Outputs)
+        outputs = [wire.tensor_from_wire(spec, reply_blobs) for spec in reply.outputs]
+        buffers = {str(name): wire.tensor_from_wire(spec, reply_blobs) for name, spec in reply.buffers.items()}
+        return outputs, buffers
 
     # ------------------------------------------------------------ values crossing
 
     def _lend(self, value: object) -> int:
-        """The trusted id of an object the sandbox will hold a look-alike of."""
+        """The trusted id of an object the student's side will hold a look-alike of."""
         if id(value) not in self.lent_ids:
             ident = len(self.lent) + 1
             self.lent[ident] = value
@@ -138,61 +177,62 @@ class Trusted:
 
     def _to_ref(self, value: object, blobs: list[bytes]) -> dict:
         if isinstance(value, (StudentProxy, StudentModule)):
-            return {"ref": value._ref, "side": "student"}
+            return {"ref": value._ref, "side": Side.STUDENT}
         ident = self._lend(value)
         if isinstance(value, nn.Module):
-            return {"ref": ident, "side": "trusted", "kind": "module", "module": self._describe(value, blobs)}
-        if isinstance(value, torch.optim.Optimizer) and type(value).__name__ in OPTIMIZERS:
+            lent = protocol.TrustedRef(ident, Kind.MODULE, type(value).__name__,
+                                       module=protocol.as_dict(self._describe(value, blobs)))
+        elif isinstance(value, torch.optim.Optimizer) and type(value).__name__ in protocol.OPTIMIZERS:
             groups = [{**{k: self.codec.encode(v, blobs) for k, v in group.items() if k != "params"},
                        "params": [self._lend(p) for p in group["params"]]} for group in value.param_groups]
             state = [[self._lend(p), {k: self.codec.encode(v, blobs) for k, v in s.items()}]
                      for p, s in value.state.items()]
-            return {"ref": ident, "side": "trusted", "kind": "optimizer", "class": type(value).__name__,
-                    "groups": groups, "state": state}
-        if callable(value):
+            lent = protocol.TrustedRef(ident, Kind.OPTIMIZER, type(value).__name__, groups=groups, state=state)
+        elif callable(value):
             attrs = {k: v for k, v in vars(value).items() if not k.startswith("_")
                      and isinstance(v, (bool, int, float, str))} if hasattr(value, "__dict__") else {}
-            return {"ref": ident, "side": "trusted", "kind": "callable",
-                    "name": getattr(value, "__name__", type(value).__name__), "attrs": attrs}
-        return {"ref": ident, "side": "trusted", "kind": "object", "name": type(value).__name__}
+            lent = protocol.TrustedRef(ident, Kind.CALLABLE, getattr(value, "__name__", type(value).__name__),
+                                       attrs=attrs)
+        else:
+            lent = protocol.TrustedRef(ident, Kind.OBJECT, type(value).__name__)
+        return protocol.as_dict(lent)
 
-    def _describe(self, module: nn.Module, blobs: list[bytes]) -> dict:
-        """A trusted module as the sandbox rebuilds it: class, constructor arguments, tensors with ids, children."""
+    def _describe(self, module: nn.Module, blobs: list[bytes]) -> protocol.ModuleDescription:
+        """A trusted module as the student's side rebuilds it: class, constructor arguments, tensors with ids,
+        children."""
         init = bridge.standard_init(module)
         params = [[name, self._lend(p), wire.tensor_to_wire(p.detach(), blobs), bool(p.requires_grad),
                    None if p.grad is None else wire.tensor_to_wire(p.grad, blobs)]
                   for name, p in module._parameters.items() if p is not None]
         buffers = [[name, self._lend(b), wire.tensor_to_wire(b, blobs), name not in module._non_persistent_buffers_set]
                    for name, b in module._buffers.items() if b is not None]
-        children = [[name, self._describe(child, blobs)] for name, child in module._modules.items()
+        children = [[name, protocol.as_dict(self._describe(child, blobs))] for name, child in module._modules.items()
                     if child is not None]
-        return {"id": self._lend(module), "class": type(module).__name__, "name": type(module).__name__,
-                "standard": init is not None, "init": init or {}, "training": bool(module.training),
-                "params": params, "buffers": buffers, "children": children}
+        return protocol.ModuleDescription(self._lend(module), type(module).__name__, init is not None, init or {},
+                                          bool(module.training), params, buffers, children)
 
     def _from_ref(self, spec: dict, blobs: list[bytes]) -> object:
-        ref = int(spec["ref"])
-        if spec.get("side") == "trusted":
-            if ref not in self.lent:
-                raise wire.WireError(f"the sandbox referred to trusted object {ref}, which was never lent")
-            return self.lent[ref]
-        name = str(spec.get("name", "object"))[:100]
-        if spec.get("kind") == "module":
-            module = StudentModule(name, spec["state"], blobs, None, self._lent_object,
-                                   lambda signature, training: self._export(ref, name, signature, training),
-                                   self._call_lent, bool(spec.get("training", True)))
-            module._ref = ref
-            classes = spec.get("classes")
-            module.student_classes = tuple(str(c)[:200] for c in classes[:200]) if isinstance(classes, list) else ()
-            module._refused = lambda reason: self._refuse(name, reason)
+        if spec.get("side") == Side.TRUSTED:
+            return self._lent_object(int(spec["ref"]))
+        ref = protocol.record(protocol.StudentRef, spec)
+        name = ref.name[:100]
+        if ref.kind == Kind.MODULE:
+            module = StudentModule(name, ref.state, blobs, None, self._lent_object,
+                                   lambda signature, training: self._export(ref.ref, name, signature, training),
+                                   self._call_lent, ref.training)
+            module._ref = ref.ref
+            module.student_classes = tuple(str(c)[:200] for c in ref.classes[:200])
+            self.notes += [f"{name}: {str(claim)[:300]}" for claim in ref.relabelled[:20]
+                           if f"{name}: {str(claim)[:300]}" not in self.notes]
+            self._watch(module, ref.ref, name)
             return module
-        if spec.get("kind") == "callable":
-            return StudentCallable(self, ref, name)
-        return StudentProxy(self, ref, name)
+        if ref.kind == Kind.CALLABLE:
+            return StudentCallable(self, ref.ref, name)
+        return StudentProxy(self, ref.ref, name)
 
     def _lent_object(self, ident: int) -> object:
         if ident not in self.lent:
-            raise wire.WireError(f"the sandbox referred to trusted object {ident}, which was never lent")
+            raise wire.WireError(f"the student's side referred to trusted object {ident}, which was never lent")
         return self.lent[ident]
 
     def _call_lent(self, ident: int, *inputs: Tensor) -> Tensor:
@@ -230,48 +270,38 @@ class Trusted:
                 optimizer.state[parameter] = {k: _to_device(self.codec.decode(v, blobs), parameter.device)
                                               for k, v in values.items()}
 
-    # ------------------------------------------------------------ the sandbox asking
+    # ------------------------------------------------------------ the student's side asking
 
-    def _handle(self, message: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
-        """A request of the sandbox, made while it answers one of ours: run a lent object, or export it."""
-        target = self._lent_object(int(message["target"]))
-        out: list[bytes] = []
-        if message.get("op") == "call":
-            args = self.codec.decode(message.get("args", []), blobs)
-            kwargs = self.codec.decode(message.get("kwargs", {"dict": {}}), blobs)
-            return {"value": self.codec.encode(target(*args, **kwargs), out)}, out
-        if message.get("op") == "graph":
-            return self._trusted_graph(int(message["target"]), target, message)
-        raise wire.WireError(f"unknown request {message.get('op')!r}")
+    def _handle(self, message: protocol.Request, blobs: list[bytes]) -> tuple[protocol.Reply, list[bytes]]:
+        """A request of the student's side, made while it answers one of ours: run a lent object, or its graph."""
+        if isinstance(message, protocol.CallTrusted):
+            target = self._lent_object(message.target)
+            args = self.codec.decode(message.args, blobs)
+            kwargs = self.codec.decode(message.kwargs, blobs)
+            out: list[bytes] = []
+            return protocol.Value(self.codec.encode(target(*args, **kwargs), out)), out
+        if isinstance(message, protocol.TrustedGraph):
+            return self._trusted_graph(message)
+        raise wire.WireError(f"the trusted side does not answer {message.op!r}")
 
-    def _trusted_graph(self, ident: int, target: object, message: dict) -> tuple[dict, list[bytes]]:
+    def _trusted_graph(self, message: protocol.TrustedGraph) -> tuple[protocol.Graph, list[bytes]]:
         """The graph of a lent module or function for inputs like these (made once per shape and mode)."""
-        key = (ident, json.dumps(message["inputs"]), bool(message.get("training")))
+        key = (message.target, json.dumps(message.inputs), message.training)
         if key not in self._graphs:
+            target = self._lent_object(message.target)
             inputs = tuple(torch.zeros(s[0], dtype=wire.DTYPES[s[1]], device=self.device if s[2] == "cuda" else "cpu")
-                           for s in message["inputs"])
-            module = target if isinstance(target, nn.Module) else _Function(target)
+                           for s in message.inputs)
+            module = target if isinstance(target, nn.Module) else FunctionModule(target)
             was_training = module.training
-            module.train(bool(message.get("training")))
+            module.train(message.training)
             blobs: list[bytes] = []
             try:
                 with quiet_export(), _without_hooks(module):
                     spec = export_graph(module, inputs, blobs)
             finally:
                 module.train(was_training)
-            self._graphs[key] = ({"graph": spec}, blobs)
+            self._graphs[key] = (protocol.Graph(spec), blobs)
         return self._graphs[key]
-
-
-class _Function(nn.Module):
-    """A trusted function as a module, so torch.export can trace it."""
-
-    def __init__(self, function: object) -> None:
-        super().__init__()
-        self.function = function
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return self.function(*inputs)
 
 
 @contextlib.contextmanager
@@ -294,16 +324,16 @@ def _to_device(value: object, device: torch.device) -> object:
 # ---------------------------------------------------------------- the replay
 
 
-def run(job: dict, trusted: Trusted) -> dict:
+def run(job: dict, trusted: TrustedSide) -> dict:
     """Run the notebook's trusted cells in order, binding the student's answers where their cells stand."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     verdicts: dict[str, str | None] = {}
     outputs: dict[str, str] = {}
-    sandbox_cells = [c for c in job["cells"] if c["kind"] == "solution" or c["kind"] == "code" and not c.get("after")]
-    trusted.endpoint.start({"op": "run", "cells": sandbox_cells}, [])
-    ran: dict | None = None
+    student_cells = [c for c in job["cells"] if c["kind"] == "solution" or c["kind"] == "code" and not c.get("after")]
+    trusted.endpoint.start(protocol.RunCells(student_cells), [])
+    ran: protocol.Ran | None = None
     sandbox_error = ""
     for cell in job["cells"]:
         kind, gid = cell["kind"], cell.get("grade_id")
@@ -315,22 +345,21 @@ def run(job: dict, trusted: Trusted) -> dict:
         elif kind == "solution":
             try:
                 if ran is None:
-                    reply, _ = trusted.endpoint.finish()
-                    bridge.raise_if_error(reply)
-                    ran = reply
+                    ran, _ = trusted.endpoint.finish(protocol.Ran)
                 for name in cell["names"]:
                     shell.user_ns.pop(name, None)
-                    if name in ran["bound"].get(gid, []):
-                        shell.user_ns[name] = trusted.request({"op": "value", "cell": gid, "name": name})
+                    if name in ran.bound.get(gid, []):
+                        shell.user_ns[name] = trusted.value(gid, name)
             except wire.WireError as error:
                 sandbox_error = sandbox_error or str(error)
-                ran = ran or {"bound": {}, "errors": {}}
+                ran = ran or protocol.Ran({}, {})
         else:
             if sandbox_error:
                 verdicts[gid] = f"not decided: the student's process stopped answering ({sandbox_error})"
                 continue
             verdicts[gid], outputs[gid] = _run_test(shell, gid, cell["source"])
     return {"verdicts": verdicts, "outputs": outputs, "export_failures": list(dict.fromkeys(trusted.export_failures)),
+            "mismatches": list(dict.fromkeys(trusted.mismatches)), "notes": trusted.notes,
             "sandbox_error": sandbox_error}
 
 
@@ -347,7 +376,7 @@ def _run_test(shell: object, gid: str, source: str) -> tuple[str | None, str]:
             verdict = f"{kind}: {error}" if str(error) else kind
             if not isinstance(error, AssertionError) or str(error):
                 print(verdict)
-    return verdict, sink.getvalue()[:OUTPUT_LIMIT]
+    return verdict, sink.getvalue()[:TEST_OUTPUT_CHARS]
 
 
 @contextlib.contextmanager
@@ -365,12 +394,12 @@ def main() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     from residual_course.runtime import get_device
 
-    trusted = Trusted(int(sys.argv[1]), int(sys.argv[2]), get_device())
+    trusted = TrustedSide(int(sys.argv[1]), int(sys.argv[2]), get_device())
     try:
         result = run(job, trusted)
     finally:
         with contextlib.suppress(OSError, wire.WireError):
-            wire.send(trusted.endpoint.write_fd, {"kind": "request", "op": "done"}, [])
+            wire.send(trusted.endpoint.write_fd, protocol.Done().to_wire(), [])
     os.write(1, f"\n{nonce}{json.dumps(result)}\n".encode())
     os._exit(0)
 

@@ -16,11 +16,12 @@ import time
 
 import torch
 
+from autograder.grading.limits import FRAME_BYTES
+
 HEADER = struct.Struct("<II")
 DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
     torch.uint8, torch.bool)}
-MAX_FRAME_BYTES = 1 << 30
 
 
 class WireError(RuntimeError):
@@ -82,7 +83,7 @@ def send(fd: int, message: dict, blobs: list[bytes]) -> None:
     _write_all(fd, HEADER.pack(len(text), len(blob)) + text + blob)
 
 
-def receive(fd: int, timeout: float | None = None, max_bytes: int = MAX_FRAME_BYTES) -> tuple[dict, list[bytes]]:
+def receive(fd: int, timeout: float | None = None, max_bytes: int = FRAME_BYTES) -> tuple[dict, list[bytes]]:
     """Read one frame (refusing one over `max_bytes`, or none within `timeout` seconds)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     text_size, blob_size = HEADER.unpack(_read_exactly(fd, HEADER.size, deadline))
