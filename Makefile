@@ -15,21 +15,32 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/[0-9]*))
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 space := $(subst ,, )
 
-.PHONY: help setup data browser postgres lab formgrader gradebook test lint release collect autograde feedback grades gpu-check bench bench-data device-proof device-wheels clean
+.PHONY: help setup data browser postgres lab formgrader gradebook test lock lint release collect autograde feedback grades gpu-check bench bench-data device-proof device-wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every package of the dev extra, pinned with its hashes by `make lock`: students, graders and CI install the same
+# versions all term. It is resolved on Linux x86_64 (CI's and the grading machines'), whose torch pulls CUDA wheels
+# that exist nowhere else: on another system `make setup` says so and resolves pyproject.toml's ranges instead.
+LOCK := requirements-dev.lock
+LOCKED_FOR := Linux x86_64
+
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	if [ "$$(uname -sm)" = "$(LOCKED_FOR)" ]; then \
+		$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK) && \
+		$(BIN)/python -m pip install --quiet --no-deps -e .; \
+	else \
+		echo "$(LOCK) pins packages for $(LOCKED_FOR), not for $$(uname -sm): installing pyproject.toml's ranges"; \
+		$(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e ".[dev]"; \
+	fi
 	@# jsonschema's optional IRI checker builds a grammar on import: 2 s in every nbformat process (each graded
 	@# submission starts one); jsonschema works without it, skipping only the "iri" format, which nbformat never uses
 	$(BIN)/python -m pip uninstall --quiet --yes rfc3987-syntax
 	touch $(STAMP)
 
-setup: $(STAMP) data  ## create .venv and install the course package with everything the course needs
+setup: $(STAMP) data  ## create .venv: the course package and everything it needs, as requirements-dev.lock pins
 
 data:  ## get Fashion-MNIST (Debian's dataset-fashion-mnist when apt-get is there; else it downloads on first use)
 	@if [ -d $(FASHION_MNIST) ]; then echo "Fashion-MNIST: $(FASHION_MNIST)"; \
@@ -76,6 +87,11 @@ gradebook: $(STAMP)  ## load every assignment of solutions/ into the gradebook (
 		($(NBGRADER) generate_assignment $$a --force --CourseDirectory.release_directory=$(GRADING_ROOT)/release) || exit 1; \
 	done
 
+lock: $(STAMP)  ## re-pin requirements-dev.lock to pyproject.toml (UPGRADE=1: every package to its newest release)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links $(if $(filter 1,$(UPGRADE)),--upgrade) \
+		--output-file $(LOCK) pyproject.toml
+
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(BIN)/ruff check .
 
@@ -103,14 +119,19 @@ autograde: $(STAMP)  ## grade submitted/<student>/$(A)/ (A="a b", or all): isola
 		$(if $(MEMORY_GB),--memory-gb $(MEMORY_GB)) \
 		$(if $(filter 1,$(REQUIRE_GPU)),--require-gpu) $(if $(STUDENTS),--students $(STUDENTS))
 
-feedback: $(STAMP)  ## write HTML feedback for $(A) (A="a b", or all) into autograder/feedback/
-	@test -n "$(A)" || { echo "usage: make feedback A=<assignment> (or A=all)"; exit 2; }
-	@# A=all: every assignment that has autograded submissions
-	for a in $(if $(filter all,$(A)),$(foreach a,$(ASSIGNMENTS),$(if $(wildcard $(GRADING_ROOT)/autograded/*/$(a)),$(a))),$(A)); do \
-		($(NBGRADER) generate_feedback $$a --force) || exit 1; done
+# A=all: every assignment that has autograded submissions
+FEEDBACK_FOR = $(if $(filter all,$(A)),$(foreach a,$(ASSIGNMENTS),$(if $(wildcard $(GRADING_ROOT)/autograded/*/$(a)),$(a))),$(A))
 
-grades: $(STAMP)  ## export the gradebook to autograder/grades.csv
+feedback: $(STAMP)  ## HTML feedback for $(A) (A="a b", or all) in autograder/feedback/ [LMS=canvas|moodle: a zip to upload]
+	@test -n "$(A)" || { echo "usage: make feedback A=<assignment> (or A=all) [LMS=canvas|moodle]"; exit 2; }
+	for a in $(FEEDBACK_FOR); do ($(NBGRADER) generate_feedback $$a --force) || exit 1; done
+	$(if $(LMS),$(BIN)/python -m autograder.grading.nbgrader_steps.lms_feedback "$(LMS)" $(FEEDBACK_FOR) \
+		--root "$(GRADING_ROOT)")
+
+grades: $(STAMP)  ## export the gradebook to autograder/grades.csv [LMS=canvas|moodle: the platform's import file too]
 	$(NBGRADER) export --to $(GRADING_ROOT)/grades.csv
+	$(if $(LMS),$(BIN)/python -m autograder.grading.nbgrader_steps.lms_export "$(LMS)" --root "$(GRADING_ROOT)" \
+		$(if $(CANVAS_IDS),--canvas-ids "$(CANVAS_IDS)"))
 
 gpu-check: $(STAMP)  ## run every check and hidden test on the GPU and say what ran where
 	$(BIN)/python -m autograder.grading.gpu_check
@@ -145,4 +166,4 @@ device-wheels: $(STAMP)  ## download those packages, at this venv's versions, in
 
 clean:  ## remove grading work folders and the gradebook (never the gradebook's source: solutions/)
 	rm -rf $(addprefix autograder/,autograded feedback release logs originals .isolation exchange gradebook.db \
-		grades.csv report.csv)
+		grades.csv report.csv lms_ids.csv grades-*.csv feedback-*.zip)

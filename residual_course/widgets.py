@@ -1,4 +1,5 @@
-"""The gradient explorer: learners turn the knobs of a deep MLP and watch its per-layer gradients respond."""
+"""The course's explorers (the gradient explorer: learners turn the knobs of a deep MLP and watch its per-layer
+gradients respond), each listed in EXPLORERS, and working with ipywidgets 7.7 (Colab's) and 8 (JupyterLab's)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import ipywidgets as widgets
 import numpy as np
 import PIL.Image
 import torch
+from IPython.display import display
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -30,8 +32,37 @@ WIDEST_TICK_RANGE = (GRAD_NORM_FLOOR, 1e3)  # y limits whose tick labels are the
 LAYER_TICKS = 5  # at most this many layer ticks: plenty for a 480-pixel panel, and each label costs ~1 ms to draw
 MODELS_KEPT = 4  # deepest models kept for reuse, by width, activation, norm and skip: up to 16 MB each at width 256
 
+EXPLORERS: list[type[Explorer]] = []  # every explorer of the course: the tests build and drive each one they find here
 
-class GradientExplorer:
+
+class Explorer:
+    """A lesson's interactive figure: `controls` a learner moves, each redrawing the `plot` image, all in `widget`.
+
+    Defining a subclass lists it in EXPLORERS, so the tests build it (`from_batch`), show it and move every control
+    under Colab's ipywidgets 7.7 and JupyterLab's 8 without being told about it. Only what both versions offer is
+    used: core widgets (sliders, dropdowns, checkboxes, Image, HTML, boxes), `observe`, and display through
+    `_ipython_display_`, which ipywidgets 7's widgets need (they have no `_repr_mimebundle_`).
+    """
+
+    controls: tuple[widgets.ValueWidget, ...]
+    plot: widgets.Image
+    widget: widgets.Box
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        EXPLORERS.append(cls)
+
+    @classmethod
+    def from_batch(cls, images: Tensor, labels: Tensor) -> Explorer:
+        """One built on a batch of the course's images and labels, as a lesson builds it (override to build more)."""
+        return cls(images, labels)
+
+    def _ipython_display_(self) -> None:
+        """Show the widget for `display(explorer)` or an explorer last in a cell, under ipywidgets 7 and 8 alike."""
+        display(self.widget)
+
+
+class GradientExplorer(Explorer):
     """Sliders and dropdowns that redraw plain vs residual gradient profiles, to make vanishing tangible.
 
     The plot is a PNG rendered from a bare `Figure` into a core `widgets.Image`: no pyplot state, no ipympl,
@@ -64,6 +95,7 @@ class GradientExplorer:
             self.init_dropdown,
             self.norm_dropdown,
         ]
+        self.controls = tuple(controls)
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
         self.plot = widgets.Image(format="png")
@@ -152,10 +184,6 @@ class GradientExplorer:
             palette = _palette(figure)
             self._backgrounds[len(figure.axes)] = shown, background, palette
         return _encode_png(figure, palette)
-
-    def _repr_mimebundle_(self, **kwargs: object) -> dict:
-        """Let `display(explorer)`, or the explorer last in a cell, show the widget."""
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 def _panels(count: int) -> Figure:

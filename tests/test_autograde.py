@@ -10,6 +10,7 @@ import csv
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,8 @@ import pytest
 from cases import SOLVER, LessonCase, Mistake, all_cases, students
 from nbgrader.api import Gradebook
 from notebooks import REPOSITORY, notebook_path
+
+from autograder.grading.intake.lms_ids import LmsId, record_ids
 
 BIN = Path(sys.executable).parent
 CASES = all_cases()
@@ -122,6 +125,28 @@ def test_feedback_is_written_for_every_submission_and_names_the_broken_property(
     page = graded / "feedback" / "l04-mistakes-1" / "04_residual_blocks" / "04_residual_blocks.html"
     if page.exists():  # absent when GRADING_CASES leaves lesson 04 out
         assert "no ReLU runs after the addition" in page.read_text()
+
+
+def test_grades_and_feedback_go_back_to_moodle_keyed_by_the_ids_collect_kept(graded):
+    """As if one lesson's submissions had come from a Moodle download (`make collect` keeps each participant id in
+    lms_ids.csv): `make grades LMS=moodle` gives each its grades.csv score, `make feedback LMS=moodle` zips each page
+    in the folder Moodle's feedback upload matches."""
+    assignment = CASES[0].assignment
+    with open(graded / "grades.csv") as handle:
+        scores = {row["student_id"]: row["score"] for row in csv.DictReader(handle) if row["assignment"] == assignment}
+    participants = {student: str(400 + number) for number, student in enumerate(sorted(students(CASES[0])))}
+    record_ids(graded, [LmsId(assignment, student, "moodle", number, f"Name {student}")
+                        for student, number in participants.items()])
+    make("grades", graded, LMS="moodle")
+    make("feedback", graded, A=assignment, LMS="moodle")
+    with open(graded / f"grades-moodle-{assignment}.csv") as handle:
+        worksheet = {row["Identifier"]: row["Grade"] for row in csv.DictReader(handle)}
+    assert worksheet == {f"Participant {number}": f"{float(scores[student]):g}" if scores[student] else ""
+                         for student, number in participants.items()}
+    with zipfile.ZipFile(graded / f"feedback-moodle-{assignment}.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(
+            f"Name {student}_{number}_assignsubmission_file_/{assignment}-feedback.html"
+            for student, number in participants.items())
 
 
 DROP_IN_REASONS = {"l01-drop-in-gradient-profile": "changed the gradients", "l02-drop-in-make-mlp": "ready-made",

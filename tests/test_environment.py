@@ -1,4 +1,5 @@
-"""conda/Binder and the Makefile install one and the same dependency set: the package's, from pyproject.toml."""
+"""conda/Binder and the Makefile install one and the same dependency set: the package's, from pyproject.toml (the
+Makefile its pinned form, requirements-dev.lock, which tests/test_lock.py holds to pyproject.toml)."""
 
 import re
 import tomllib
@@ -20,5 +21,6 @@ def test_environment_yml_installs_the_package_with_the_makefiles_extra():
 
 def test_makefile_installs_the_same_extra():
     makefile = (REPOSITORY / "Makefile").read_text()
-    assert 'pip install --quiet -e ".[dev]"' in makefile
+    assert "--extra dev --generate-hashes" in makefile, "the lock is compiled from the dev extra"
+    assert 'pip install --quiet -e ".[dev]"' in makefile, "where the lock does not apply, the extra itself"
     assert set(PYPROJECT["project"]["optional-dependencies"]) == {"dev"}

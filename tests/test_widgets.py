@@ -11,6 +11,10 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from explorers import drive  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.display import display  # noqa: E402
+from IPython.utils.capture import capture_output  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from residual_course.gradients import gradient_profile  # noqa: E402
@@ -19,6 +23,7 @@ from residual_course.plots import GRAD_NORM_FLOOR  # noqa: E402
 from residual_course.runtime import seed_everything  # noqa: E402
 from residual_course.widgets import (  # noqa: E402
     AHEAD_DECADES,
+    EXPLORERS,
     MODELS_KEPT,
     PANEL_HEIGHT_PX,
     PANEL_WIDTH_PX,
@@ -26,6 +31,8 @@ from residual_course.widgets import (  # noqa: E402
     _encode_png,
     _y_limits,
 )
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture
@@ -51,6 +58,14 @@ def shown_size(explorer: GradientExplorer) -> tuple[int, int]:
     return int(explorer.plot.layout.width.removesuffix("px")), int(explorer.plot.layout.height.removesuffix("px"))
 
 
+def displayed(thing: object) -> list[dict]:
+    """What `display(thing)` sends to the notebook, in an IPython shell: one dict of MIME data per output."""
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        display(thing)
+    return [output.data for output in captured.outputs]
+
+
 def test_starts_with_plain_and_residual_side_by_side(batch: tuple[Tensor, Tensor]) -> None:
     explorer = GradientExplorer(*batch)
     assert len(explorer.figure.axes) == 2
@@ -58,7 +73,24 @@ def test_starts_with_plain_and_residual_side_by_side(batch: tuple[Tensor, Tensor
     assert png_size(bytes(explorer.plot.value)) == shown_size(explorer) == (2 * PANEL_WIDTH_PX, PANEL_HEIGHT_PX)
     assert "plain" in explorer.ratio_line.value and "residual" in explorer.ratio_line.value
     assert explorer.last_redraw_seconds > 0
-    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+
+
+@pytest.mark.parametrize("explorer_class", EXPLORERS, ids=lambda cls: cls.__name__)
+def test_every_explorer_of_the_course_shows_its_widget_and_each_control_redraws_it(
+        batch: tuple[Tensor, Tensor], explorer_class: type) -> None:
+    """Under this interpreter's ipywidgets (8); tests/test_colab_like.py runs the same under Colab's 7.7."""
+    explorer = explorer_class.from_batch(*batch)
+    (shown,) = displayed(explorer)
+    assert shown[WIDGET_VIEW]["model_id"] == explorer.widget.model_id
+    moved = drive(explorer)
+    assert moved and all(moved.values()), f"controls that left the image as it was: {moved}"
+
+
+def test_the_gradient_explorer_is_listed_with_every_control_it_shows(batch: tuple[Tensor, Tensor]) -> None:
+    assert GradientExplorer in EXPLORERS
+    explorer = GradientExplorer(*batch)
+    shown = [child for box in explorer.widget.children[:2] for child in box.children]
+    assert list(explorer.controls) == shown
 
 
 @pytest.mark.parametrize(("activation", "skip"), [("sigmoid", True), ("relu", True), ("relu", False)])

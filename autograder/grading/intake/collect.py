@@ -16,16 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+from autograder.grading.intake.lms_ids import PLATFORMS, LmsId, record_ids
 from autograder.grading.limits import MAX_SUBMISSION_MB
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 
-# Each preset is a regex matched against the whole path inside the zip; its `student` group names the student.
+# Each preset is a regex matched against the whole path inside the zip; its `student` group names the student, and
+# `lms_id` and `lms_file_id` who the student is on the platform (kept in lms_ids.csv for `make grades LMS=...`).
 PRESETS = {
-    # Canvas "Download submissions": <student>_<userid>_<submissionid>_<original name>, late <student>_LATE_<userid>_...
-    "canvas": r"(?P<student>[^_/]+)_(?:LATE_)?\d+_\d+_[^/]*\.ipynb",
-    # Moodle "Download all submissions": <Full Name>_<id>_assignsubmission_file_/<file>
-    "moodle": r"(?:[^/]+/)*(?P<student>[^/]+?)_\d+_assignsubmission_file_/(?:[^/]+/)*[^/]+\.ipynb",
+    # Canvas "Download submissions": <student>_<userid>_<attachmentid>_<original name>, late <student>_LATE_<userid>_...
+    "canvas": r"(?P<student>[^_/]+)_(?:LATE_)?(?P<lms_id>\d+)_(?P<lms_file_id>\d+)_[^/]*\.ipynb",
+    # Moodle "Download all submissions": <Full Name>_<participant id>_assignsubmission_file_/<file>
+    "moodle": r"(?:[^/]+/)*(?P<student>[^/]+?)_(?P<lms_id>\d+)_assignsubmission_file_/(?:[^/]+/)*[^/]+\.ipynb",
     # <student>.ipynb or <student>/<anything>.ipynb at the top of the zip
     "plain": r"(?P<student>[^/]+?)(?:/(?:[^/]+/)*[^/]+)?\.ipynb",
 }
@@ -41,6 +43,7 @@ class Report:
     collected: dict[str, str] = field(default_factory=dict)  # student -> zip entry
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (zip entry, reason)
     renamed: dict[str, str] = field(default_factory=dict)  # name in the zip -> folder name
+    identities: list[LmsId] = field(default_factory=list)  # who each collected student is on the platform
 
     def lines(self) -> list[str]:
         """The summary, one line per entry, for the instructor."""
@@ -48,6 +51,9 @@ class Report:
         out += [f"  renamed    {raw!r} -> {safe}" for raw, safe in sorted(self.renamed.items())]
         out += [f"  collected  {student:<24} <- {entry}" for student, entry in sorted(self.collected.items())]
         out += [f"  skipped    {entry}: {reason}" for entry, reason in self.skipped]
+        if self.identities:
+            out.append(f"{len(self.identities)} {self.identities[0].platform} ids kept in lms_ids.csv, for "
+                       "`make grades LMS=...` and `make feedback LMS=...`")
         return out + [f"{len(self.collected)} collected, {len(self.skipped)} skipped"]
 
 
@@ -132,7 +138,9 @@ def collect(zip_path: Path, assignment: str, root: Path, pattern: str = AUTO, fo
             else:
                 candidates.append((info, path))
         report.pattern, regex = choose_pattern(pattern, [path for _, path in candidates])
+        platform = next((name for name in PLATFORMS if PRESETS[name] == regex.pattern), "")
         by_student: dict[str, list[tuple[zipfile.ZipInfo, str]]] = {}
+        matches: dict[str, re.Match[str]] = {}  # zip entry -> its match, for the platform's ids
         for info, path in candidates:
             match = regex.fullmatch(path)
             if not match or not match.group("student"):
@@ -143,22 +151,30 @@ def collect(zip_path: Path, assignment: str, root: Path, pattern: str = AUTO, fo
             if student != raw:
                 report.renamed[raw] = student
             by_student.setdefault(student, []).append((info, raw))
+            matches[info.filename] = match
         for student, entries in sorted(by_student.items()):
             target = root / "submitted" / student / assignment / f"{assignment}.ipynb"
-            collect_student(archive, student, entries, target, force, max_bytes, report)
+            kept = collect_student(archive, student, entries, target, force, max_bytes, report)
+            if kept is not None and platform:
+                ids = matches[kept.filename].groupdict()
+                report.identities.append(LmsId(assignment, student, platform, ids["lms_id"], ids["student"],
+                                               ids.get("lms_file_id") or ""))
+    if report.identities:
+        record_ids(root, report.identities)
     return report
 
 
 def collect_student(archive: zipfile.ZipFile, student: str, entries: list[tuple[zipfile.ZipInfo, str]],
-                    target: Path, force: bool, max_bytes: int, report: Report) -> None:
-    """Write the newest readable notebook of one student to target; report every other entry."""
+                    target: Path, force: bool, max_bytes: int, report: Report) -> zipfile.ZipInfo | None:
+    """Write the newest readable notebook of one student to target; report every other entry. Returns the entry
+    that target now holds (written now, or found there identical), or None."""
     names = sorted({raw for _, raw in entries})
     if len(names) > 1:
         for info, _ in entries:
             report.skipped.append((info.filename, f"students {names} share the folder name {student}: give a PATTERN "
                                                   "that tells them apart, or copy by hand"))
-        return
-    newest = None
+        return None
+    newest = kept = None
     for info, _ in sorted(entries, key=lambda entry: entry[0].date_time, reverse=True):
         if newest is not None:
             report.skipped.append((info.filename, f"older notebook of {student} (newer: {newest.filename})"))
@@ -177,6 +193,7 @@ def collect_student(archive: zipfile.ZipFile, student: str, entries: list[tuple[
             same = target.read_bytes() == data
             report.skipped.append((info.filename, "already collected, identical" if same
                                    else f"{target} exists: FORCE=1 replaces it"))
+            kept = info if same else None
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
@@ -184,6 +201,8 @@ def collect_student(archive: zipfile.ZipFile, student: str, entries: list[tuple[
         os.replace(part, target)
         (target.parent / "timestamp.txt").write_text(f"{datetime(*info.date_time):%Y-%m-%d %H:%M:%S}\n")
         report.collected[student] = info.filename
+        kept = info
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
