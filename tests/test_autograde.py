@@ -47,12 +47,13 @@ def make_submission(assignment: str, mistakes: tuple[Mistake, ...] | None) -> nb
     return lesson
 
 
-def make(target: str, root: Path, **variables: str) -> None:
-    """Run a Makefile target against a scratch grading folder, as the instructor would."""
+def make(target: str, root: Path, **variables: str) -> str:
+    """Run a Makefile target against a scratch grading folder, as the instructor would; what it printed."""
     env = {**os.environ, "GRADING_ROOT": str(root)}
     args = ["make", "--no-print-directory", target, f"VENV={BIN.parent}", *(f"{k}={v}" for k, v in variables.items())]
     done = subprocess.run(args, cwd=REPOSITORY, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -41,11 +41,21 @@ class SeedStyle(nn.Module):
         return torch.clamp(out, min=0)
 
 
-@pytest.mark.parametrize("block", [TextbookBasicBlock(8, 8), TextbookBasicBlock(8, 16, 2),
+class ScaledByOne(TextbookBasicBlock):
+    def forward(self, x):
+        return super().forward(x.contiguous()) * 1.0 / 1.0
+
+
+class Gated(TextbookBasicBlock):
+    def forward(self, x):
+        return super().forward(x) * torch.sigmoid(x)  # one computed tensor times another: a gate
+
+
+@pytest.mark.parametrize("block", [TextbookBasicBlock(8, 8), TextbookBasicBlock(8, 16, 2), ScaledByOne(8, 8),
                                    FunctionalBasicBlock(8, 16, 2), TorchvisionBasicBlock(8, 16, 2), SeedStyle(8, 8),
                                    SeedStyle(8, 16, 2)],
-                         ids=["textbook", "textbook-projection", "functional-same-padding", "torchvision", "seed",
-                              "seed-projection"])
+                         ids=["textbook", "textbook-projection", "scaled-by-one", "functional-same-padding",
+                              "torchvision", "seed", "seed-projection"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_honest_blocks_in_every_style_compute_only_what_a_block_needs(block, training):
     EXERCISES["BasicBlock"].check(graph_of(block, training), "BasicBlock")
@@ -88,6 +98,7 @@ class HoldsAConstant(TextbookBasicBlock):
     (ReadsItsWeight(8, 8), "not as a layer's weight"),
     (OverwritesItsInput(8, 8), "writes into its input"),
     (HoldsAConstant(8, 8), "constant tensor"),
+    (Gated(8, 8), "runs aten::mul.Tensor"),
 ])
 def test_a_block_graph_that_could_recognise_a_probe_is_refused(block, refused):
     with pytest.raises(GraphError, match=refused):
@@ -165,3 +176,19 @@ def test_a_rebuilt_module_first_run_in_eval_mode_uses_its_running_statistics():
     copy = rebuilt(block, "BasicBlock").eval()  # its layers are found on this first, eval-mode, pass
     x = torch.randn(3, 4, 5, 5)
     assert torch.allclose(copy(x), block(x), atol=1e-5)
+
+
+REWRITES_THE_STUDENT_SIDE = """
+import sys as _sys
+_side = next(m.SESSION for m in list(_sys.modules.values()) if hasattr(m, "SESSION"))
+_side._export = lambda message: None  # would answer with another module's graph
+"""
+
+
+def test_student_code_that_rewrites_the_student_side_has_nothing_graded(tmp_path):
+    result = decision(tmp_path, IMPORTS, answer("def double(x):\n    return 2 * x\n" + REWRITES_THE_STUDENT_SIDE,
+                                                "double"),
+                      graded_cell("uses", "assert torch.equal(double(torch.ones(2)), torch.full((2,), 2.0))"))
+    assert result.mismatches and "rewrote the grader's own code" in result.mismatches[0]
+    assert "StudentSide._export" in result.mismatches[0]
+    assert result.verdicts["uses"].startswith("not decided")

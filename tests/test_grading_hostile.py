@@ -12,6 +12,7 @@ import site
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pytest
 from hostile import ASSIGNMENT, CORPUS, PTH_FILE, REVIEW, WALL_SECONDS
 from nbgrader.api import Gradebook
@@ -51,9 +52,10 @@ def batch(tmp_path_factory) -> Path:
         shutil.copy(notebook_path("solutions", ASSIGNMENT), target)
     before = {"core_pattern": CORE_PATTERN.read_text(), "shm": shared_memory_keys()}
     try:
-        make("autograde", root, A=ASSIGNMENT, J="2", WALL=str(WALL_SECONDS), MEMORY_GB="4")
+        printed = make("autograde", root, A=ASSIGNMENT, J="2", WALL=str(WALL_SECONDS), MEMORY_GB="4")
     finally:
         shutil.rmtree(copies[1], ignore_errors=True)
+    root.joinpath("summary.txt").write_text(printed)
     root.joinpath("host-before.txt").write_text(repr(before))
     make("feedback", root, A=ASSIGNMENT)
     make("grades", root)
@@ -147,3 +149,35 @@ def test_grading_again_gives_the_same_scores_and_touches_no_one_else(batch):
     assert without_times(report_rows(batch)) == without_times(before)
     with Gradebook(f"sqlite:///{batch / 'gradebook.db'}") as gradebook:
         assert {s: gradebook.find_submission(ASSIGNMENT, s).score for s in scores_before} == scores_before
+
+
+def test_what_a_student_names_lands_escaped_in_the_report_grades_and_summary(batch):
+    for name in ("report.csv", "grades.csv"):
+        with (batch / name).open() as handle:
+            cells = [cell for row in csv.reader(handle) for cell in row]
+        assert not [cell for cell in cells if cell.lstrip(" ").startswith(("=", "+", "@", "-"))], name
+        assert all(cell.isprintable() for cell in cells), name
+    reason = report_rows(batch)["names-that-attack"]["reason"]
+    assert "HYPERLINK" in reason and "\x1b" not in reason  # the name reached the report, its escapes did not
+    assert all(line.isprintable() for line in batch.joinpath("summary.txt").read_text().splitlines())
+
+
+def test_no_tag_a_student_wrote_reaches_a_feedback_page(batch):
+    for student in ("markdown-with-script", "names-that-attack"):
+        page = (batch / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+        assert "<script>fetch" not in page and "onerror=alert(1)>" not in page and "<img src=x" not in page
+
+
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
+
+
+def test_no_hidden_test_line_reaches_any_feedback(batch):
+    solution = nbformat.read(notebook_path("solutions", ASSIGNMENT), as_version=4)
+    hidden = {line.strip() for cell in solution.cells for block in HIDDEN.findall(cell.source)
+              for line in block.splitlines() if len(line.strip()) > 12}
+    pages = list((batch / "feedback").rglob("*.html"))
+    assert len(pages) > 20
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, (page.parent.parent.name, leaked[:2])

@@ -554,17 +554,18 @@ def test_which_statuses_keep_a_score():
     ("from torch._dynamo import is_compiling", "torch.compile's tracing flag"),
     ("import autograder.grading.decision.student_side as s", "the grader's own code"),
     ("import sys\nside = sys.modules['__main__'].SESSION", "sys.modules"),
-    ("getattr(get_ipython(), 'set_' + 'custom_exc')", ""),  # assembled strings: see the README's limits
+    ("getattr(get_ipython(), 'set_' + 'custom_exc')", "getattr() with a computed name"),
+    ("m = __import__('autogr' + 'ader')", "__import__()"),
     ("getattr(get_ipython(), 'set_custom_exc')(())", "IPython's exception handler (named in a string)"),
 ])
 def test_suspicious_constructs_are_named(source, flag):
-    reasons = review_reasons({"basic-block": source})
-    assert flag in reasons[0] if flag else reasons == []
+    assert flag in review_reasons({"basic-block": source})[0]
 
 
 def test_ordinary_answers_raise_no_flag():
     assert review_reasons({"a": "class B(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)",
                            "d": "for m in self.modules():\n    print(m.training, type(m).__module__)",
+                           "e": "act = getattr(nn, 'ReLU')()\nfor i in range(2):\n    setattr(self, f'c{i}', c)",
                            "b": "%matplotlib inline\nimport math\nprint(sys.version)",
                            "c": "import math as m\nclass C:\n    def f(self):\n        self.m = m.pi"}) == []
 

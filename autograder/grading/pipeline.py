@@ -7,6 +7,8 @@ submission ends as one row of the report, and a run that could not finish leaves
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,12 +81,14 @@ def settle(settings: Settings, student: str, ran: supervise.Ended, decision: dec
            why: str) -> Outcome:
     """Lower every score the trusted decision did not award; decide the status and the reason."""
     status, reason = (Status.OUT_OF_MEMORY, ran.reason) if ran.status == Status.OUT_OF_MEMORY else (Status.GRADED, "")
+    disagreeing = {} if decision is None else kernel_disagreements(settings.autograded(student), decision)
     with Gradebook(settings.db_url) as gradebook:
         submission = gradebook.find_submission(settings.assignment, student)
         grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
         denied = []
         for grade in grades:
             verdict = why if decision is None else decision.verdicts.get(grade.name, "not run by the trusted decision")
+            verdict = verdict or disagreeing.get(grade.name)
             if verdict and (grade.auto_score or 0) > 0:
                 grade.auto_score = 0.0
                 denied.append(f"'{grade.name}' ({verdict[:160]})")
@@ -103,6 +107,33 @@ def settle(settings: Settings, student: str, ran: supervise.Ended, decision: dec
         status = Status.TAMPERED
         reason = "the notebook run awarded points the trusted decision did not: " + ", ".join(denied)
     return Outcome(student, status, reason[:600], score, top)
+
+
+CHECK_LINE = re.compile(r"^  (PASS|FAIL)  (.+)$", re.MULTILINE)
+OUTPUT_CUT = "[output cut:"
+
+
+def kernel_disagreements(path: Path, decision: decide.Decision) -> dict[str, str]:
+    """Test cells where the student's own kernel printed what contradicts its award: a check's FAIL line in a cell
+    nbgrader scored (an exception handler or hook swallowed the failure), or, unless the output was cut for size,
+    no PASS line where the trusted decision's same check printed one (the checks' output was silenced)."""
+    if not path.exists():
+        return {}
+    notebook = nbformat.read(path, as_version=4)
+    cut = OUTPUT_CUT in json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+    found = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        printed = "".join(out.get("text", "") for out in cell.get("outputs", []) if out.get("output_type") == "stream")
+        kernel = set(CHECK_LINE.findall(printed))
+        passed = {line for line in CHECK_LINE.findall(decision.outputs.get(meta["grade_id"], "")) if line[0] == "PASS"}
+        if any(kind == "FAIL" for kind, _ in kernel):
+            found[meta["grade_id"]] = "the notebook's own run printed a failed check yet scored the cell"
+        elif passed - kernel and not cut:
+            found[meta["grade_id"]] = "the notebook's own run did not print the checks the cell runs"
+    return found
 
 
 def show_trusted_outputs(path: Path, decision: decide.Decision | None, why: str) -> None:

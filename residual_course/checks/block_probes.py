@@ -35,19 +35,21 @@ SHORTCUT_CLASH = Clash(("must match the size", "size of tensor"), "at the additi
                        "conv (that stride, bias=False) followed by BatchNorm")
 
 
-def probe_batch() -> int:
-    """This run's batch size for block probes (3 to 6)."""
-    return probe_size(3, 6, "batch")
+def probe_batch(seed: int = 0) -> int:
+    """This run's batch size for the block probe `seed` (3 to 8)."""
+    return probe_size(3, 8, ("batch", seed))
 
 
-def probe_side() -> int:
-    """This run's height and width for block probes (5 to 10; odd sides test a stride's rounding)."""
-    return probe_size(5, 10, "side")
+def probe_side(seed: int = 0) -> int:
+    """This run's height and width for the block probe `seed` (5 to 12; odd sides test a stride's rounding)."""
+    return probe_size(5, 12, ("side", seed))
 
 
 def probe_input(device: torch.device, channels: int, seed: int = 0) -> Tensor:
-    """A salted batch of feature maps for a block with `channels` input channels."""
-    return random_tensor(device, probe_batch(), channels, probe_side(), probe_side(), seed=seed)
+    """A salted batch of feature maps for a block with `channels` input channels: each probe (`seed`) has its own
+    values and sizes, new in every run, so no size or value tells a probe from real use."""
+    side = probe_side(seed)
+    return random_tensor(device, probe_batch(seed), channels, side, side, seed=seed)
 
 
 def strided_shape(inputs: Tensor, channels: int, stride: int) -> tuple[int, ...]:

@@ -39,6 +39,7 @@ NO_OPS = ("clone.default", "contiguous.default", "alias.default", "detach.defaul
 # where a layer reads its weights: operation -> argument positions that may be a parameter or buffer
 WEIGHT_SLOTS = {"aten::conv2d.default": (1, 2), "aten::conv2d.padding": (1, 2), "aten::linear.default": (1, 2),
                 "aten::batch_norm.default": (1, 2, 3, 4)}
+BY_A_NUMBER = ("aten::mul.Tensor", "aten::div.Tensor")  # allowed when one side is a number (torch.export's spelling)
 IN_PLACE = ("aten::relu_.default", "aten::add_.Tensor")  # the in-place operations of the list above
 ALIASES = tuple(f"aten::{op}" for op in (*SHAPES, "alias.default", "contiguous.default", "detach.default"))  # views
 
@@ -58,7 +59,7 @@ class Exercise:
         inputs = {entry["name"] for entry in spec["placeholders"] if entry["kind"] == "input"}
         for node in spec["nodes"]:
             target = node["target"]
-            if target not in self.operations:
+            if target not in self.operations and not (target in BY_A_NUMBER and _by_a_number(node["args"])):
                 raise GraphError(f"{name} runs {target}, which a {name} does not need")
             first = node["args"][0] if node["args"] else None
             if isinstance(first, dict) and first.get("node") in inputs:
@@ -76,6 +77,11 @@ class Exercise:
                     if not in_its_slot and not _counts_batches(read, target, node["args"]):
                         raise GraphError(f"{name} reads its {read['kind']} {read['target']} in {target}, not as a "
                                          "layer's weight")
+
+
+def _by_a_number(args: list) -> bool:
+    """A product or quotient with a plain number (`out * 1.0`), which scales; not of two computed tensors (a gate)."""
+    return len(args) == 2 and any(isinstance(arg, (int, float)) and not isinstance(arg, bool) for arg in args)
 
 
 def _counts_batches(read: dict, target: str, args: list) -> bool:

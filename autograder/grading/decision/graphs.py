@@ -27,8 +27,8 @@ GETITEM = "operator.getitem"
 # What a student's layer may compute: the aten operations of PyTorch's layers, tensor arithmetic, shapes and
 # reductions (the "training IR" names torch.export records). Nothing here reads files or raw memory.
 ALLOWED_OPS = frozenset(f"aten::{name}" for name in """
-    conv1d.default conv2d.default conv3d.default conv_transpose2d.input linear.default matmul.default mm.default
-    bmm.default addmm.default baddbmm.default einsum.default
+    conv1d.default conv2d.default conv2d.padding conv3d.default conv_transpose2d.input linear.default matmul.default
+    mm.default bmm.default addmm.default baddbmm.default einsum.default
     batch_norm.default layer_norm.default group_norm.default instance_norm.default
     relu.default relu_.default sigmoid.default sigmoid_.default tanh.default tanh_.default gelu.default silu.default
     silu_.default leaky_relu.default leaky_relu_.default elu.default hardtanh.default hardtanh_.default relu6.default

@@ -207,11 +207,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class Ran(Reply):
-    """What each answer cell bound (grade id -> names), and the error each one raised."""
+    """What each answer cell bound (grade id -> names), the error each one raised, and what of this side's own code
+    the student's code changed."""
 
     reply: ClassVar[str] = "ran"
     bound: dict
     errors: dict
+    changed: list = field(default_factory=list)  # the grader's own code the student's code rewrote while it ran
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ def _pad(args: list, count: int, defaults: list) -> list:
     return values
 
 
-_LAYER_TARGETS = frozenset({"aten::conv2d.default", "aten::linear.default", "aten::batch_norm.default", *_POOLS})
+CONVS = ("aten::conv2d.default", "aten::conv2d.padding")  # padding as numbers, or "same" / "valid"
+_LAYER_TARGETS = frozenset({*CONVS, "aten::linear.default", "aten::batch_norm.default", *_POOLS})
 
 
 class StudentModule(nn.Module):
@@ -308,7 +309,7 @@ class StudentModule(nn.Module):
     def _layer_for(self, node: dict, args: list, tensors: dict[str, tuple[str, str]]) -> nn.Module | None:
         """The layer module a node runs as, made (or found) at the path of the tensors it reads."""
         target = node["target"]
-        if target in ("aten::conv2d.default", "aten::linear.default", "aten::batch_norm.default"):
+        if target in (*CONVS, "aten::linear.default", "aten::batch_norm.default"):
             names = {"aten::batch_norm.default": (1, 2, 3, 4)}.get(target, (1, 2))
             slots = [_tensor_name(args, i, tensors) for i in names]
             owner = _common_owner([s for s in slots if s is not None])
@@ -363,7 +364,7 @@ def _new_layer(module: StudentModule, node: dict, owner: str, args: list) -> nn.
     holder, target = module.get_submodule(owner), node["target"]
     weight, bias = holder._parameters.get("weight"), holder._parameters.get("bias")
     meta = torch.device("meta")
-    if target == "aten::conv2d.default":
+    if target in CONVS:
         stride, padding, dilation, groups = _conv_config(args)
         layer = _Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), stride, padding,
                         dilation, groups, bias=bias is not None, device=meta)
@@ -391,7 +392,7 @@ def _conv_config(args: list) -> tuple[list[int], object, list[int], int]:
 
 def _call_layer(layer: nn.Module, target: str, args: list, kwargs: dict) -> Tensor:
     """Call a recognised layer with the node's input and configuration, so its hooks see the call."""
-    if target == "aten::conv2d.default":
+    if target in CONVS:
         return layer(args[0], *_conv_config(args))  # the bias (args[2]) is the layer's own
     if target == "aten::linear.default":
         return layer(args[0])

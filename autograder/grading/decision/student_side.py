@@ -218,9 +218,11 @@ class StudentSide:
         raise wire.WireError(f"the student's side does not answer {message.op!r}")
 
     def _run(self, cells: list[dict]) -> protocol.Ran:
-        """Run the ordinary cells and the answers in order; keep what each answer cell bound to its names."""
+        """Run the ordinary cells and the answers in order; keep what each answer cell bound to its names; say
+        whether the student's code changed this side's own code while it ran."""
         from IPython.core.interactiveshell import InteractiveShell
 
+        changed = _watch_own_code(self)  # taken before any student code runs, kept only in this frame
         shell = InteractiveShell.instance()
         bound, errors = {}, {}
         for cell in cells:
@@ -237,7 +239,7 @@ class StudentSide:
             self.answers[gid] = {name: shell.user_ns[name] for name in cell["names"]
                                  if name in shell.user_ns and before.get(name) != id(shell.user_ns[name])}
             bound[gid] = list(self.answers[gid])
-        return protocol.Ran(bound, errors)
+        return protocol.Ran(bound, errors, changed())
 
     def _call(self, message: protocol.Call, blobs: list[bytes]) -> tuple[protocol.Value, list[bytes]]:
         """Call a student object with decoded arguments; send back the result and the state the call changed."""
@@ -421,6 +423,36 @@ def _opaque_forward(module: nn.Module, ident: int, native: Callable[..., Tensor]
         return native(*inputs)
 
     return forward
+
+
+def _watch_own_code(side: StudentSide) -> Callable[[], list[str]]:
+    """A snapshot of the code this process answers with (this side's methods and the functions it calls: export,
+    the wire, torch.export), and a function that names whatever differs from it later: student code that rewrote
+    them could answer with another module's graph. (Code that knows to rewrite this check first is beyond it: the
+    README's "What grading guarantees" says what then still stands.)"""
+    from autograder.grading.decision import graphs
+
+    holders = {"StudentSide": (StudentSide, [n for n, v in vars(StudentSide).items() if callable(v)]),
+               "student_side": (sys.modules[__name__], ["_example", "_silenced", "trusted_call", "_watch_own_code"]),
+               "graphs": (graphs, ["export_graph", "_spec", "_nodes", "_arg"]),
+               "wire": (wire, ["send", "receive", "tensor_to_wire", "tensor_from_wire"]),
+               "bridge": (bridge, ["Endpoint", "Codec"]), "torch.export": (torch.export, ["export"]),
+               "torch.compiler": (torch.compiler, ["is_exporting"]),
+               "nn.Module": (nn.Module, ["__call__", "_call_impl", "train", "named_parameters", "named_buffers",
+                                         "state_dict"])}
+    watched = [(f"{label}.{name}", holder, name, getattr(holder, name)) for label, (holder, names) in holders.items()
+               for name in names]
+    codes = {label: getattr(value, "__code__", None) for label, _, _, value in watched}
+    methods = set(vars(StudentSide))
+
+    def changed() -> list[str]:
+        found = [label for label, holder, name, value in watched if getattr(holder, name, None) is not value
+                 or getattr(value, "__code__", None) is not codes[label]]
+        found += [f"StudentSide.{name}" for name in vars(side) if name in methods]  # an instance attribute shadowing
+        found += [f"StudentSide.{name}" for name in set(vars(StudentSide)) - methods]
+        return sorted(set(found))
+
+    return changed
 
 
 def _example(spec: list) -> Tensor:

@@ -346,6 +346,10 @@ def run(job: dict, trusted: TrustedSide) -> dict:
             try:
                 if ran is None:
                     ran, _ = trusted.endpoint.finish(protocol.Ran)
+                    if ran.changed:  # nothing that process says can be believed now
+                        rewritten = ", ".join(str(name) for name in ran.changed[:5])
+                        trusted.mismatches.append(f"the student's code rewrote the grader's own code in its process "
+                                                  f"({rewritten}): nothing it answered was graded")
                 for name in cell["names"]:
                     shell.user_ns.pop(name, None)
                     if name in ran.bound.get(gid, []):
@@ -356,6 +360,9 @@ def run(job: dict, trusted: TrustedSide) -> dict:
         else:
             if sandbox_error:
                 verdicts[gid] = f"not decided: the student's process stopped answering ({sandbox_error})"
+                continue
+            if ran is not None and ran.changed:
+                verdicts[gid] = "not decided: the student's code rewrote the grader's own code in its process"
                 continue
             verdicts[gid], outputs[gid] = _run_test(shell, gid, cell["source"])
     return {"verdicts": verdicts, "outputs": outputs, "export_failures": list(dict.fromkeys(trusted.export_failures)),
