@@ -133,6 +133,36 @@ def test_an_honest_module_is_verified_and_graded(tmp_path):
     assert result.verdicts == {"uses": None} and not result.mismatches and not result.export_failures
 
 
+def test_a_deep_copy_of_a_lent_module_is_the_students_own(tmp_path):
+    """copy.deepcopy of a trusted network on the student's side computes natively, apart from the original."""
+    surgery = ("import copy\ndef cleared(model):\n    new = copy.deepcopy(model)\n    with torch.no_grad():\n"
+               "        new[0].weight.zero_()\n    return new\n")
+    result = decision(tmp_path, IMPORTS, answer(surgery, "cleared"), graded_cell(
+        "copy", "net = nn.Sequential(nn.Linear(3, 3), nn.ReLU())\nx = torch.randn(5, 3)\nbefore = net(x)\n"
+                "new = cleared(net)\nassert torch.equal(net(x), before), 'the original changed'\n"
+                "assert torch.allclose(new(x), torch.relu(net[0].bias).expand(5, 3)), 'the copy is not cleared'"))
+    assert result.verdicts == {"copy": None} and not result.mismatches
+
+
+def test_a_students_module_comes_back_as_grading_left_it(tmp_path):
+    """A student module passed back to the student's code carries the statistics and mode the test gave it."""
+    source = "def make():\n    return nn.Sequential(nn.BatchNorm1d(4))\n" \
+             "def statistics(model):\n    return model[0].running_mean.clone(), model.training\n"
+    result = decision(tmp_path, IMPORTS, answer(source, "make", "statistics"), graded_cell(
+        "back", "m = make()\nm(torch.randn(16, 4) + 3)\nm.eval()\nmean, training = statistics(m)\n"
+                "assert torch.equal(mean, dict(m.named_buffers())['0.running_mean']) and not training"))
+    assert result.verdicts == {"back": None}
+
+
+def test_a_function_of_labels_is_verified_on_labels_in_range(tmp_path):
+    """Integer inputs (labels for 3 classes) reach the verifying eager run with the call's own values, in range."""
+    loss = "def loss(z, y):\n    return (torch.logsumexp(z, 1) - z.gather(1, y.unsqueeze(1)).squeeze(1)).mean()\n"
+    result = decision(tmp_path, IMPORTS, answer(loss, "loss"),
+                      graded_cell("three", "z = torch.randn(7, 3)\ny = torch.arange(7) % 3\n"
+                                           "assert torch.allclose(loss(z, y), F.cross_entropy(z, y))"))
+    assert result.verdicts == {"three": None} and not result.mismatches
+
+
 RELABELLED = """
 from torchvision.models import resnet as _tv
 

@@ -29,6 +29,7 @@ def test_plain_text_is_kept_and_control_bytes_become_spaces():
     assert spreadsheet_cell(reason) == reason
     assert spreadsheet_cell("a\x00b\x1bc") == "a b c"
     assert terminal_line(ESCAPES).isprintable()
+    assert terminal_line("evil\u202egnp.exe\u2028next\u200bline") == "evil gnp.exe next line"  # bidi, separators
 
 
 def test_report_csv_and_the_summary_carry_no_formula_and_no_control_byte(tmp_path):

@@ -8,15 +8,13 @@ HTML in templates/course_feedback and nbgrader_steps/feedback.py.)
 
 from __future__ import annotations
 
-import re
-
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: newlines and tabs too (a row or a line is one line)
 FORMULA_START = ("=", "+", "-", "@")
 
 
 def terminal_line(text: str) -> str:
-    """The text on one line, with every control byte (escape sequences' ESC and CSI among them) a space."""
-    return CONTROL.sub(" ", str(text))
+    """The text on one line, every character that does not print a space: control bytes (newlines, tabs, escape
+    sequences' ESC and CSI), format characters (bidirectional overrides) and line or paragraph separators."""
+    return "".join(char if char.isprintable() else " " for char in str(text))
 
 
 def spreadsheet_cell(text: str) -> str:

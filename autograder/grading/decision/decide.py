@@ -137,7 +137,9 @@ def decide(settings: Settings, job: dict, env: dict[str, str]) -> tuple[Decision
     thread.join(timeout=settings.wall_seconds + REPLY_SECONDS)
     lines = [line for line in ended.output.splitlines() if line.startswith(nonce)]
     if ended.status != Status.GRADED or not lines:
-        why = ended.reason or f"it ended without a verdict ({ended.output.strip().splitlines()[-1:]})"
+        gone = student.get("ended")  # the student's process may have died first (memory, a kill), and taken it down
+        why = ended.reason or (f"the student's process stopped: {gone.reason}" if gone and gone.reason else
+                               f"it ended without a verdict ({ended.output.strip().splitlines()[-1:]})")
         return None, f"the trusted decision did not finish: {why}"
     result = json.loads(lines[-1].removeprefix(nonce))
     return Decision(result["verdicts"], result["outputs"], result["export_failures"], result["mismatches"],

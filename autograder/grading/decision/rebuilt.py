@@ -247,7 +247,7 @@ class StudentModule(nn.Module):
                     raise self._refused(str(error)) from None
                 constants = {entry["name"]: tensor_from_wire(entry["value"], blobs)
                              for entry in spec["placeholders"] if entry["kind"] == "constant"}
-                self._verified(spec, blobs, constants, signature)
+                self._verified(spec, blobs, constants, signature, inputs)
                 shared = (spec, blobs, constants)
                 if self.family is not None:
                     SHARED_GRAPHS[(self.family, *key)] = shared
@@ -255,14 +255,17 @@ class StudentModule(nn.Module):
             self._layer_of_node[id(shared[0])] = self._recognise_layers(shared[0], shared[1])
         return self._graphs[key]
 
-    def _verified(self, spec: dict, blobs: list[bytes], constants: dict[str, Tensor], signature: Signature) -> None:
+    def _verified(self, spec: dict, blobs: list[bytes], constants: dict[str, Tensor], signature: Signature,
+                  called_with: tuple[Tensor, ...]) -> None:
         """The graph computes what the student's module computes: on fresh salted inputs and random weights (in this
-        mode, from one random seed), the student's side's eager outputs equal the graph's here."""
+        mode, from one random seed), the student's side's eager outputs equal the graph's here. Integer inputs (labels,
+        indices) keep the values of the call being answered: only they are sure to be in range."""
         if self.verify is None or any(node["target"] == TRUSTED_CALL for node in spec["nodes"]):
             return  # a module built around the grader's own blocks: their state lives on both sides (see README)
         key = (self._student_name, signature, self.training)
         generator = torch.Generator().manual_seed(salted_seed("verify", key))
-        inputs = [_random_like(shape, dtype, device, layout, generator) for shape, dtype, device, layout in signature]
+        inputs = [_random_like(shape, dtype, device, layout, generator) if x.is_floating_point() else x.detach().clone()
+                  for (shape, dtype, device, layout), x in zip(signature, called_with, strict=True)]
         state = {}
         for entry in spec["placeholders"]:
             if entry["kind"] in ("parameter", "buffer"):
@@ -408,11 +411,9 @@ def _call_layer(layer: nn.Module, target: str, args: list, kwargs: dict) -> Tens
 
 def _random_like(shape: tuple[int, ...], dtype: str, device: str, layout: str,
                  generator: torch.Generator) -> Tensor:
-    """A standard-normal input of a signature (integer inputs: small non-negative integers)."""
-    kind = DTYPES[dtype]
-    value = torch.randn(shape, generator=generator) if kind.is_floating_point else \
-        torch.randint(0, 10, shape, generator=generator)
-    value = value.to(kind).to("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
+    """A standard-normal input of a floating-point signature."""
+    value = torch.randn(shape, generator=generator).to(DTYPES[dtype])
+    value = value.to("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
     return value.to(memory_format=torch.channels_last) if layout == "channels_last" else value
 
 

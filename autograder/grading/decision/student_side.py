@@ -129,7 +129,10 @@ class StudentSide:
     def _from_ref(self, spec: dict, blobs: list[bytes]) -> object:
         """A reference from the trusted side: one of our own objects back, or a look-alike of one of theirs."""
         if spec.get("side") == Side.STUDENT:
-            return self.objects[int(spec["ref"])]
+            value = self.objects[int(spec["ref"])]
+            if isinstance(value, nn.Module) and "state" in spec:
+                self._take_back(value, spec, blobs)
+            return value
         lent = protocol.record(protocol.TrustedRef, spec)
         if lent.kind == Kind.MODULE:
             value = self._module(protocol.record(protocol.ModuleDescription, lent.module), blobs)
@@ -144,6 +147,18 @@ class StudentSide:
         self.touched.append(lent.ref)
         return value
 
+    @staticmethod
+    def _take_back(module: nn.Module, spec: dict, blobs: list[bytes]) -> None:
+        """Our module, back from the trusted side: its tensors and mode as grading left them (a forward pass in
+        train mode moved its running statistics; a check put it in eval mode)."""
+        tensors = {**dict(nn.Module.named_parameters(module, remove_duplicate=False)),
+                   **dict(nn.Module.named_buffers(module, remove_duplicate=False))}
+        with torch.no_grad():
+            for name, value in dict(spec["state"]).items():
+                if name in tensors:
+                    tensors[name].copy_(wire.tensor_from_wire(value, blobs))
+        module.train(bool(spec.get("training", module.training)))
+
     def _remember(self, ident: int, value: object) -> None:
         self.trusted[ident] = value
         self.trusted_ids[id(value)] = ident
@@ -153,7 +168,7 @@ class StudentSide:
         module = self.trusted.get(description.id)
         if module is None:
             module = _build(description)
-            module.forward = _opaque_forward(module, description.id, module.forward)
+            module.forward = _OpaqueForward(module, description.id)
             self._remember(description.id, module)
         module.training = description.training
         for name, tensor_id, value, requires_grad, grad in description.params:
@@ -413,16 +428,25 @@ def _build(description: protocol.ModuleDescription) -> nn.Module:
     return _TrustedLayer(description.name)
 
 
-def _opaque_forward(module: nn.Module, ident: int, native: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Run natively (or by graph), except inside torch.export, where it is one course::trusted call."""
-    def forward(*inputs: Tensor) -> Tensor:
-        if torch.compiler.is_exporting():
-            return torch.ops.course.trusted(list(inputs), ident)
-        if isinstance(module, _TrustedLayer):
-            return SESSION.run_trusted(ident, module, inputs)
-        return native(*inputs)
+class _OpaqueForward:
+    """A lent module's forward: native (or the trusted side's graph), except inside torch.export, where it is one
+    course::trusted call. A deep copy of a lent torch.nn layer is the student's own: its forward is its native one."""
 
-    return forward
+    def __init__(self, module: nn.Module, ident: int) -> None:
+        self.module, self.ident = module, ident
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        if torch.compiler.is_exporting():
+            return torch.ops.course.trusted(list(inputs), self.ident)
+        if isinstance(self.module, _TrustedLayer):
+            return SESSION.run_trusted(self.ident, self.module, inputs)
+        return type(self.module).forward(self.module, *inputs)
+
+    def __deepcopy__(self, memo: dict) -> object:
+        copy = memo.get(id(self.module))  # copy.deepcopy registers the module's copy before copying its attributes
+        if copy is None or isinstance(self.module, _TrustedLayer):
+            return self
+        return type(copy).forward.__get__(copy)
 
 
 def _watch_own_code(side: StudentSide) -> Callable[[], list[str]]:

@@ -176,7 +176,13 @@ class TrustedSide:
         return self.lent_ids[id(value)]
 
     def _to_ref(self, value: object, blobs: list[bytes]) -> dict:
-        if isinstance(value, (StudentProxy, StudentModule)):
+        if isinstance(value, StudentModule):  # back to its owner, with what grading did to it (a forward in train
+            own = [(name, t) for name, t in [*nn.Module.named_parameters(value, remove_duplicate=False),  # mode...)
+                                             *nn.Module.named_buffers(value, remove_duplicate=False)]
+                   if id(t) not in self.lent_ids]
+            return {"ref": value._ref, "side": Side.STUDENT, "training": bool(value.training),
+                    "state": {name: wire.tensor_to_wire(t.detach(), blobs) for name, t in own}}
+        if isinstance(value, StudentProxy):
             return {"ref": value._ref, "side": Side.STUDENT}
         ident = self._lend(value)
         if isinstance(value, nn.Module):
@@ -354,8 +360,8 @@ def run(job: dict, trusted: TrustedSide) -> dict:
                     shell.user_ns.pop(name, None)
                     if name in ran.bound.get(gid, []):
                         shell.user_ns[name] = trusted.value(gid, name)
-            except wire.WireError as error:
-                sandbox_error = sandbox_error or str(error)
+            except (wire.WireError, OSError) as error:  # it died: a closed pipe reads as one or the other
+                sandbox_error = sandbox_error or str(error) or type(error).__name__
                 ran = ran or protocol.Ran({}, {})
         else:
             if sandbox_error:
