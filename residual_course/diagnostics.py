@@ -1,11 +1,13 @@
-"""Training diagnostics beyond the first/last gradient ratio: update-to-data ratios, histograms, dead ReLUs.
+"""Training diagnostics beyond the first/last gradient ratio: update-to-data ratios, histograms, dead ReLUs, and
+how far apart the examples of a batch stay layer by layer.
 
 After Karpathy's makemore part 3 and the UvA deep learning tutorial 3 (initialisation): is every layer learning at
-a sensible speed (updates about 1e-3 of the weights), are activations saturated, are ReLUs dead? Each function
-runs on the model's device and leaves the model as it found it (train/eval mode, weights, buffers such as
-BatchNorm statistics, `.grad`, `requires_grad`, no hooks left behind); `recording_update_ratios` only watches the
-training you run. Activations are found by module type
-(nn.ReLU, nn.Sigmoid, nn.Tanh); functional calls such as `F.relu` or `torch.tanh` have no module and are not seen.
+a sensible speed (updates about 1e-3 of the weights), are activations saturated, are ReLUs dead, does the forward
+pass still tell the examples apart, how does a residual stream's variance grow? Each function runs on the model's
+device and leaves the model as it found it (train/eval mode, weights, buffers such as BatchNorm statistics, `.grad`,
+`requires_grad`, no hooks left behind); `recording_update_ratios` only watches the training you run. Activations
+are found by module type (nn.ReLU, nn.Sigmoid, nn.Tanh); functional calls such as `F.relu` or `torch.tanh` have no
+module and are not seen.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import copy
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -189,6 +191,52 @@ def dead_unit_fractions(model: nn.Module, inputs: Tensor) -> dict[str, float]:
     with _each_call(model, (nn.ReLU,), dead_fraction) as fractions, torch.no_grad():
         model(inputs.to(_device(model)))
     return dict(fractions)
+
+
+def spread_profile(model: nn.Module, inputs: Tensor,
+                   types: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)) -> list[float]:
+    """How different the examples of a batch still are at the input of each layer of `types`, first layer first.
+
+    For each layer: the standard deviation across the batch of every unit of its input, averaged over the units;
+    0 means every example reaches the layer as the same vector. It is the forward twin of
+    `gradients.signal_profile`, measured at the same places, so the two can be drawn side by side. One pass
+    without gradients in the model's current mode; buffers (BatchNorm statistics) are put back.
+    """
+    if len(inputs) < 2:
+        raise ValueError(f"A spread across the batch needs at least 2 examples, got {len(inputs)}.")
+    spreads: list[Tensor] = []
+
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        def keep(module: nn.Module, args: tuple, output: Tensor) -> None:
+            spreads.append(args[0].detach().flatten(1).double().std(dim=0).mean())
+
+        return keep
+
+    with _buffers_restored(model), forward_hooks(model, types, make_hook), torch.no_grad():
+        model(inputs.to(_device(model)))
+    if not spreads:
+        raise ValueError(f"The model ran no layer of the types {[kind.__name__ for kind in types]}.")
+    return torch.stack(spreads).tolist()
+
+
+def stream_variances(blocks: Sequence[nn.Module], inputs: Tensor) -> list[float]:
+    """The residual stream's variance where it enters each block, and after the last one: how much each block adds.
+
+    The variance of every unit (or channel at every position) across the batch, averaged over the units. One pass
+    through the blocks in order, in their current mode, without gradients; buffers (BatchNorm statistics) are put
+    back.
+    """
+    if len(inputs) < 2:
+        raise ValueError(f"A variance across the batch needs at least 2 examples, got {len(inputs)}.")
+    variances = []
+    stream = inputs
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        for block in blocks:
+            stack.enter_context(_buffers_restored(block))
+        for block in [None, *blocks]:
+            stream = stream if block is None else block(stream)
+            variances.append(stream.double().var(dim=0).mean().item())
+    return variances
 
 
 @contextlib.contextmanager

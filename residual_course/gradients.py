@@ -60,10 +60,11 @@ def signal_profile(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[fl
 
 
 def stack_gradient_ratio(make_block: Callable[[int, int], nn.Module], depth: int = 30, channels: int = 16,
-                         device: torch.device | None = None) -> float:
+                         device: torch.device | None = None, seed: int = 0) -> float:
     """First layer's weight-gradient norm over the last's in a fresh, seeded stack of `depth` shape-keeping conv
-    blocks on a batch of 8x8 maps, a random gradient sent back from the output: how the depth treats the gradient."""
-    seed_everything(0)
+    blocks on a batch of 8x8 maps, a random gradient sent back from the output: how the depth treats the gradient.
+    Another `seed` draws another stack, batch and gradient, so a claim can be checked across seeds."""
+    seed_everything(seed)
     stack = nn.Sequential(*[make_block(channels, channels) for _ in range(depth)]).to(device)
     norms = gradient_profile(stack, torch.randn(16, channels, 8, 8, device=device))
     return first_to_last_ratio(norms)
@@ -82,3 +83,24 @@ def sigmoid_derivative_bound(depth: int) -> float:
     if depth < 0:
         raise ValueError(f"depth must be a non-negative number of sigmoid layers, got {depth}.")
     return 0.25**depth
+
+
+def jacobian_at(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """d function(x) / dx at one vector x, for a function of batches (a block in eval mode): autograd's Jacobian,
+    the reference lessons compare a Jacobian worked out by hand with, and measure singular values on."""
+    return torch.autograd.functional.jacobian(lambda v: function(v.unsqueeze(0)).squeeze(0), x)
+
+
+def gradient_agreement(model: nn.Module, batches: list[tuple[Tensor, Tensor]]) -> float:
+    """The mean cosine between the loss gradients (every parameter, one vector) of consecutive pairs of batches:
+    near 1 when every batch points the weights the same way, near 0 when the gradient changes direction from one
+    batch to the next (steps then cancel). Runs in the model's current mode; the parameters' `.grad` is untouched."""
+    if len(batches) < 2 or len(batches) % 2:
+        raise ValueError(f"give an even number of batches, paired in order (at least 2), got {len(batches)}.")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    flat = []
+    for images, labels in batches:
+        grads = torch.autograd.grad(F.cross_entropy(model(images), labels), parameters)
+        flat.append(torch.cat([g.flatten() for g in grads]).double())
+    cosines = [F.cosine_similarity(first, second, dim=0) for first, second in zip(flat[::2], flat[1::2], strict=True)]
+    return torch.stack(cosines).mean().item()

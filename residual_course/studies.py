@@ -124,6 +124,19 @@ def worst_margin(runs: Sequence[Run], higher: tuple[str, int], lower: tuple[str,
     return min(by_seed[(*higher, s)] - by_seed[(*lower, s)] for s in seeds)
 
 
+def modes_table(runs: Sequence[Run]) -> str:
+    """Each run's final training loss twice: train mode (the last epoch's mean over its batches, BatchNorm on batch
+    statistics) and eval mode (the final weights on the whole subset, BatchNorm on its running statistics). A network
+    whose two numbers disagree has running statistics that do not match its batches: a gap in eval mode alone would
+    be a BatchNorm artefact, not a network that trains worse."""
+    width = max(len(f"{r.family}, {r.depth} layers") for r in runs) + 2
+    lines = [f"{'network':<{width}}{'seed':>4}  {'train mode':>10}  {'eval mode':>9}"]
+    for run in sorted(runs, key=lambda r: (r.family, r.depth, r.seed)):
+        lines.append(f"{f'{run.family}, {run.depth} layers':<{width}}{run.seed:>4}  {run.history.train_loss[-1]:>10.3f}"
+                     f"  {run.final_train_loss:>9.3f}")
+    return "\n".join(lines)
+
+
 def table(summaries: dict[tuple[str, int], Summary]) -> str:
     """Final training loss and accuracy per network: mean, spread (std) and range over the seeds."""
     labels = {key: f"{key[0]}, {key[1]} layers" for key in summaries}

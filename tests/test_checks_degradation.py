@@ -4,7 +4,13 @@ import pytest
 from fixtures import degradation as fx
 
 from residual_course.checks import CheckFailed
-from residual_course.checks.degradation import check_diagnose, check_plain_mlp, kaiming_std, synthetic_history
+from residual_course.checks.degradation import (
+    check_deepen,
+    check_diagnose,
+    check_plain_mlp,
+    kaiming_std,
+    synthetic_history,
+)
 
 
 def failing(check, subject, capsys) -> tuple[set[str], str]:
@@ -40,19 +46,36 @@ def test_kaiming_std():
     assert abs(kaiming_std(784) - 0.0505) < 1e-4
 
 
-def test_reference_diagnosis_passes(capsys):
-    check_diagnose(fx.diagnose_reference)
+@pytest.mark.parametrize("function", [fx.diagnose_seeds_reference, fx.diagnose_seeds_by_mean])
+def test_diagnoses_that_weigh_every_seed_pass(function, capsys):
+    check_diagnose(function)
     assert "FAIL" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("function", "broken"), [
-    (fx.diagnose_by_test_loss, {"overfitting"}),
-    (fx.diagnose_first_epoch, {"degradation", "overfitting"}),
+@pytest.mark.parametrize(("function", "broken", "hint"), [
+    (fx.diagnose_first_seed_only, {"seeds"}, "expected 'too close to call'"),
+    (fx.diagnose_by_test_loss, {"decided"}, "training loss first"),
 ])
-def test_diagnosis_mistakes_fail_with_the_rule(function, broken, capsys):
+def test_diagnosis_mistakes_fail_with_the_rule(function, broken, hint, capsys):
     keys, printed = failing(check_diagnose, function, capsys)
     assert keys == broken
-    assert "Compare the FINAL training losses first" in printed
+    assert hint in printed
+
+
+def test_a_deepened_network_that_computes_the_same_function_passes(capsys):
+    check_deepen(fx.deepen_reference)
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("function", "broken", "hint"), [
+    (fx.deepen_default_norms, {"same function"}, "gamma = sqrt(1 + eps)"),
+    (fx.deepen_random_units, {"same function"}, "each inserted unit must pass its input through unchanged"),
+    (fx.deepen_in_place, {"depth", "same function"}, "copy its layers"),
+])
+def test_each_deepen_mistake_fails_its_property_with_a_hint(function, broken, hint, capsys):
+    keys, printed = failing(check_deepen, function, capsys)
+    assert keys == broken
+    assert hint in printed
 
 
 def test_synthetic_history_fills_accuracies_from_losses():
@@ -65,7 +88,7 @@ def test_unfinished_exercises_are_reported_as_not_implemented(capsys):
     def stub(*args):
         raise NotImplementedError()
 
-    for check in (check_plain_mlp, check_diagnose):
+    for check in (check_plain_mlp, check_diagnose, check_deepen):
         with pytest.raises(CheckFailed, match="is not implemented yet"):
             check(stub)
         assert capsys.readouterr().out.count("not implemented yet") == 1  # said once, not once per property

@@ -5,20 +5,27 @@ import math
 import pytest
 import torch
 from fixtures import pytorch_refresher as fx
+from torchvision.models import resnet as torchvision_resnet
 
 from residual_course import models
 from residual_course.checks import CheckFailed
 from residual_course.checks.predictions import (
+    check_copy_ratio,
     check_grouped_share,
     check_identity_prediction,
     check_initial_loss,
+    check_kept_fraction,
     check_last_stage_share,
+    check_relu_factor,
     check_signal_decay,
-    check_signal_growth,
+    copy_ratio,
     grouped_share,
+    kept_fraction,
     last_stage_share,
+    relu_factor,
     signal_decay,
 )
+from residual_course.data import Split
 from residual_course.gradients import signal_profile
 from residual_course.studies import IDENTITY_BASELINE, identity_error
 
@@ -69,6 +76,17 @@ def test_the_slopes_without_the_weights_gain_is_a_wrong_prediction(batch, sigmoi
     assert "you predicted 0.25" in printed and "gain" in printed
 
 
+def test_the_relu_factor_is_one_and_a_halved_norm_or_a_forgotten_mask_is_explained(batch, capsys):
+    images, labels = batch
+    assert relu_factor(images, labels) == pytest.approx(1, abs=0.07)
+    assert relu_factor(images, labels) == relu_factor(images, labels), "one run's salt draws the same networks"
+    check_relu_factor(images, labels, prediction=1.0)
+    assert "you predicted 1," in capsys.readouterr().out
+    for wrong in (2**0.5 * 0.5, 2**0.5):
+        printed = failed(check_relu_factor, images, labels, prediction=wrong, capsys=capsys)
+        assert f"you predicted {wrong:.4g}" in printed and "sqrt(1/2), not by 1/2" in printed
+
+
 def test_a_wrong_measurement_fails_without_giving_the_reference_away(batch, sigmoid_net, capsys):
     images, labels = batch
     profile = signal_profile(sigmoid_net, images, labels)
@@ -100,15 +118,16 @@ def test_a_cell_checks_only_what_it_is_given(batch, capsys):
         check_initial_loss(fx.SequentialMLP, *batch)
 
 
-def test_a_choice_is_judged_by_what_the_measurement_shows(batch, capsys):
+def test_the_copied_network_is_judged_by_the_learners_own_deepen(capsys):
+    from fixtures.degradation import deepen_reference
+
     torch.manual_seed(0)
-    network = models.make_mlp(depth=32, width=64, activation="relu", init="kaiming", norm="batch")
-    check_signal_growth(network, *batch, prediction="grows")
-    assert "PASS" in capsys.readouterr().out
-    printed = failed(check_signal_growth, network, *batch, prediction="shrinks", capsys=capsys)
-    assert "you predicted 'shrinks', the experiment measures 1.2" in printed and "'grows'" in printed
-    printed = failed(check_signal_growth, network, *batch, prediction="vanishes", capsys=capsys)
-    assert "set it to one of 'shrinks', 'stays', 'grows'" in printed
+    shallow = models.make_mlp(depth=3, width=16, activation="relu", init="kaiming", norm="batch").eval()
+    split = Split(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+    assert copy_ratio(deepen_reference, shallow, 7, split) == pytest.approx(1.0, abs=1e-5)
+    check_copy_ratio(deepen_reference, shallow, 7, split, prediction=1.0, measurement=1.0)
+    printed = failed(check_copy_ratio, deepen_reference, shallow, 7, split, prediction=0.5, capsys=capsys)
+    assert "you predicted 0.5, the experiment measures 1" in printed and "identity units change nothing" in printed
 
 
 def test_the_shares_are_measured_on_torchvisions_networks():
@@ -116,6 +135,39 @@ def test_the_shares_are_measured_on_torchvisions_networks():
     assert grouped_share() == pytest.approx(4_608 / 70_144)
     check_last_stage_share(prediction=64 / 85, measurement=last_stage_share())
     check_grouped_share(prediction=4_608 / 70_144, measurement=grouped_share())
+
+
+def learner_kept_fraction(stream: torch.Tensor) -> float:
+    """What a learner measures: a fresh BasicBlock of their own drawing, the share of its output above zero."""
+    block = torchvision_resnet.BasicBlock(16, 16)
+    with torch.no_grad():
+        return (block(stream) > 0).float().mean().item()
+
+
+def test_the_kept_fraction_is_five_eighths_measured_on_a_stream_after_a_relu(capsys):
+    cpu = torch.device("cpu")
+    assert kept_fraction(cpu) == pytest.approx(5 / 8, abs=0.02) and kept_fraction(cpu) == kept_fraction(cpu)
+    torch.manual_seed(0)
+    measured = learner_kept_fraction(torch.relu(torch.randn(64, 16, 8, 8)))
+    check_kept_fraction(cpu, prediction=5 / 8, measurement=measured)
+    assert "you predicted 0.625" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prediction", [0.5, 0.75])
+def test_a_centred_guess_or_only_the_zeros_clipped_is_explained(prediction, capsys):
+    printed = failed(check_kept_fraction, torch.device("cpu"), prediction=prediction, capsys=capsys)
+    assert f"you predicted {prediction:.4g}" in printed and "5/8" in printed
+
+
+@pytest.mark.parametrize("stream", ["no relu", "zeroed share"])
+def test_a_stream_without_its_relu_or_the_zeroed_share_is_not_the_measurement(stream, capsys):
+    torch.manual_seed(1)
+    noise = torch.randn(64, 16, 8, 8)
+    kept = learner_kept_fraction(noise if stream == "no relu" else torch.relu(noise))
+    measured = kept if stream == "no relu" else 1 - kept
+    printed = failed(check_kept_fraction, torch.device("cpu"), measurement=measured, capsys=capsys)
+    assert "is not the fraction of a fresh tv.BasicBlock(16, 16)'s output numbers above zero" in printed
+    assert f"{kept_fraction(torch.device('cpu')):.4g}" not in printed
 
 
 def test_the_identity_prediction_is_judged_by_the_trained_stack(capsys):
@@ -129,10 +181,9 @@ def test_the_identity_prediction_is_judged_by_the_trained_stack(capsys):
 
     fraction = identity_error(ResidualUnit) / IDENTITY_BASELINE
     assert fraction < 0.3 and identity_error(ResidualUnit) == identity_error(ResidualUnit), "seeded"
-    check_identity_prediction(ResidualUnit, torch.device("cpu"), prediction="copies it", measurement=fraction)
-    printed = failed(check_identity_prediction, ResidualUnit, torch.device("cpu"), prediction="barely beats the mean",
-                     capsys=capsys)
-    assert "i.e. 'copies it'" in printed
+    check_identity_prediction(ResidualUnit, torch.device("cpu"), prediction=fraction * 1.1, measurement=fraction)
+    printed = failed(check_identity_prediction, ResidualUnit, torch.device("cpu"), prediction=0.9, capsys=capsys)
+    assert f"the experiment measures {fraction:.4g}" in printed
 
 
 def test_every_prediction_check_has_its_exercise_and_every_exercise_its_check():
@@ -146,5 +197,6 @@ def test_every_prediction_check_has_its_exercise_and_every_exercise_its_check():
     checks = {name.removeprefix("check_") for name in vars(predictions) if name.startswith("check_")}
     assert set(exercises) == checks
     for name, spec in exercises.items():
-        assert {"title", "names", "what", "why"} <= set(spec) <= {"title", "names", "what", "why", "tolerance"}, name
+        required = {"title", "names", "what", "why"}
+        assert required <= set(spec) <= required | {"tolerance", "agreement"}, name
         assert len(spec["names"]) == 2, name

@@ -10,18 +10,17 @@ from fixtures.residual_learning import (
     NoShortcutBlock,
     ReluBeforeAddBlock,
     SequentialBranchBlock,
-    jacobian_functional,
-    jacobian_jacrev,
-    jacobian_keeps_batch_dims,
-    jacobian_of_sum,
-    jacobian_on_bare_vector,
-    jacobian_row_by_row,
+    jacobian_by_autograd,
+    jacobian_by_einsum,
+    jacobian_by_hand,
     jacobian_transposed,
+    jacobian_without_final_mask,
+    jacobian_without_norm_scales,
 )
 from torch import nn
 
 from residual_course.checks.report import CheckFailed
-from residual_course.checks.residual_learning import check_block_jacobian, check_residual_mlp_block
+from residual_course.checks.residual_learning import check_residual_jacobian, check_residual_mlp_block
 from residual_course.formulas import residual_mlp_block_params
 
 
@@ -69,30 +68,31 @@ def test_parameter_formula_counts_a_reference_block():
         assert sum(p.numel() for p in NamedLayersBlock(width).parameters()) == residual_mlp_block_params(width, False)
 
 
-@pytest.mark.parametrize("function", [jacobian_functional, jacobian_row_by_row, jacobian_jacrev])
+@pytest.mark.parametrize("function", [jacobian_by_hand, jacobian_by_einsum])
 @pytest.mark.parametrize("width", [5, 12])
-def test_correct_jacobians_in_other_styles_pass(function, width, capsys):
-    check_block_jacobian(function, width=width)
+def test_correct_jacobians_worked_out_by_hand_pass(function, width, capsys):
+    check_residual_jacobian(function, width=width)
     assert "FAIL" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("function", "broken", "hint"), [
-    (jacobian_transposed, {"reference"}, "you returned the transpose"),
-    (jacobian_of_sum, {"shape", "reference"}, "column sums"),
-    (jacobian_keeps_batch_dims, {"shape", "reference"}, "squeeze the batch dimension"),
-    (jacobian_on_bare_vector, {"shape", "reference"}, "call block(x.unsqueeze(0))"),
+    (jacobian_without_final_mask, {"relu mask"}, "the final ReLU's mask is missing"),
+    (jacobian_transposed, {"branch", "relu mask"}, "you returned the transpose"),
+    (jacobian_without_norm_scales, {"branch", "relu mask"}, "the BatchNorm scales are missing"),
+    (jacobian_by_autograd, {"branch", "relu mask"}, "work the Jacobian out by hand"),
 ])
 def test_each_jacobian_mistake_fails_with_a_hint(function, broken, hint, capsys):
-    keys, printed = failing(check_block_jacobian, function, capsys)
+    keys, printed = failing(check_residual_jacobian, function, capsys)
     assert keys == broken
     assert hint in printed
 
 
-def test_jacobian_of_a_real_block_is_identity_plus_branch():
+def test_the_hand_jacobian_of_a_real_block_is_autograds():
     torch.manual_seed(0)
-    block = SequentialBranchBlock(6).eval()
+    block = SequentialBranchBlock(6)
+    block(torch.randn(32, 6))  # running statistics that are not the initial ones
+    block.eval()
     x = torch.randn(6)
-    branch_jacobian = jacobian_functional(block.branch, x)
-    mask = (x + block.branch(x[None])[0] > 0).float()
-    expected = mask[:, None] * (torch.eye(6) + branch_jacobian)
-    assert torch.allclose(jacobian_functional(block, x), expected, atol=1e-5)
+    linear1, norm1, _, linear2, norm2 = block.branch
+    expected = torch.autograd.functional.jacobian(lambda v: block(v[None])[0], x)
+    assert torch.allclose(jacobian_by_hand(linear1, norm1, linear2, norm2, x), expected, atol=1e-5)

@@ -16,6 +16,8 @@ from residual_course.diagnostics import (
     activation_histograms,
     dead_unit_fractions,
     recording_update_ratios,
+    spread_profile,
+    stream_variances,
     update_ratios,
 )
 
@@ -229,6 +231,7 @@ DIAGNOSTICS: dict[str, Callable[[nn.Module, Tensor, Tensor], object]] = {
     "activation_histograms": lambda model, inputs, targets: activation_histograms(model, inputs),
     "activation_gradient_histograms": activation_gradient_histograms,
     "dead_unit_fractions": lambda model, inputs, targets: dead_unit_fractions(model, inputs),
+    "spread_profile": lambda model, inputs, targets: spread_profile(model, inputs),
     "update_ratios": lambda model, inputs, targets: update_ratios(model, [(inputs, targets)], steps=1, lr=0.1),
 }
 
@@ -257,3 +260,56 @@ def test_batchnorm_statistics_survive_a_pass_in_train_mode(batch: tuple[Tensor, 
     histograms = activation_histograms(model, batch[0])
     assert histograms[0].mean == pytest.approx(0.5, abs=0.05)  # batch statistics: the sigmoid sees mean-0 inputs
     assert_same_state(before, model_state(model))
+
+
+def test_the_spread_is_each_units_batch_std_at_each_layers_input_averaged(batch: tuple[Tensor, Tensor]) -> None:
+    model = mlp(nn.Tanh)
+    inputs = batch[0]
+    hidden = torch.tanh(model[0](inputs))
+    spreads = spread_profile(model, inputs)
+    assert len(spreads) == 4  # three hidden Linear layers and the head
+    assert spreads[0] == pytest.approx(inputs.std(dim=0).mean().item(), rel=1e-5)
+    assert spreads[1] == pytest.approx(hidden.std(dim=0).mean().item(), rel=1e-5)
+    norms = spread_profile(nn.Sequential(nn.Linear(20, 8), nn.BatchNorm1d(8)).train(), inputs, types=(nn.BatchNorm1d,))
+    assert len(norms) == 1 and norms[0] > 0
+
+
+def test_one_vector_for_every_example_has_spread_zero_and_a_skip_path_keeps_it() -> None:
+    """The forward collapse a deep sigmoid MLP shows, in small: a layer that ignores its input."""
+    torch.manual_seed(0)
+    dead = nn.Linear(20, 20)
+    nn.init.zeros_(dead.weight)
+    inputs = torch.randn(32, 20)
+    assert spread_profile(nn.Sequential(dead, nn.Linear(20, 10)), inputs)[1] == 0.0
+
+    class Skip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch = dead
+
+        def forward(self, x: Tensor) -> Tensor:
+            return x + self.branch(x)
+
+    assert spread_profile(nn.Sequential(Skip(), nn.Linear(20, 10)), inputs)[1] == pytest.approx(
+        inputs.std(dim=0).mean().item(), rel=1e-5)
+
+
+def test_a_spread_needs_two_examples_and_a_layer_to_measure() -> None:
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        spread_profile(nn.Linear(4, 2), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="ran no layer"):
+        spread_profile(nn.ReLU(), torch.randn(3, 4))
+
+
+def test_stream_variances_add_up_the_blocks_contributions():
+    torch.manual_seed(0)
+    x = torch.randn(4096, 8)
+
+    class AddUnitNoise(nn.Module):  # x + an independent unit-variance term: the stream's variance grows by 1
+        def forward(self, stream):
+            return stream + torch.randn_like(stream)
+
+    variances = stream_variances([AddUnitNoise() for _ in range(3)], x)
+    assert [round(v) for v in variances] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        stream_variances([nn.Identity()], x[:1])

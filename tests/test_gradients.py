@@ -11,6 +11,7 @@ from residual_course.diagnostics import ActivationHistogram, activation_histogra
 from residual_course.gradients import (
     first_to_last_ratio,
     gradient_profile,
+    jacobian_at,
     sigmoid_derivative_bound,
 )
 from residual_course.models import make_mlp
@@ -167,3 +168,11 @@ def test_sigmoid_derivative_bound() -> None:
 def test_first_to_last_ratio() -> None:
     assert first_to_last_ratio([1.0, 2.0, 4.0]) == 0.25
     assert math.isnan(first_to_last_ratio([1.0, 0.0]))
+
+
+def test_jacobian_at_differentiates_a_batch_function_at_one_vector():
+    weight = torch.randn(4, 4)
+    x = torch.randn(4)
+    jacobian = jacobian_at(lambda batch: torch.tanh(batch @ weight.T) + batch, x)
+    expected = (1 - torch.tanh(weight @ x) ** 2)[:, None] * weight + torch.eye(4)
+    assert torch.allclose(jacobian, expected, atol=1e-6)

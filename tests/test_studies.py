@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from residual_course.data import DataSet, Split
-from residual_course.studies import Recipe, Run, summarise, table, train_study, worst_margin
+from residual_course.studies import Recipe, Run, modes_table, summarise, table, train_study, worst_margin
 from residual_course.training import History, evaluate
 
 
@@ -65,3 +65,12 @@ def test_a_study_trains_each_builder_at_each_depth_and_seed_from_the_same_start(
         assert (r.final_train_loss, r.final_train_accuracy) == pytest.approx(evaluate(r.model, data.train))
     same_start = [r.final_train_loss for r in runs if r.depth == 2 and r.seed == 0]
     assert same_start[0] == pytest.approx(same_start[1]), "one builder, one seed, one recipe: the same run"
+
+
+def test_the_modes_table_shows_each_runs_train_mode_and_eval_mode_loss():
+    history = History(train_loss=[2.0, 0.41], test_loss=[2.0, 0.5])
+    runs = [Run("plain", 8, seed, 0.35 + seed / 100, 0.9, history, nn.Identity()) for seed in (0, 1)]
+    lines = modes_table(runs).splitlines()
+    assert lines[0].split() == ["network", "seed", "train", "mode", "eval", "mode"]
+    assert lines[1].split() == ["plain,", "8", "layers", "0", "0.410", "0.350"]
+    assert lines[2].split()[-1] == "0.360"

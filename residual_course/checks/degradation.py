@@ -1,5 +1,5 @@
-"""Checks for lesson 02: BatchNorm written from scratch, a plain Linear-BatchNorm-ReLU network and the degradation
-diagnosis, judged by behaviour.
+"""Checks for lesson 02: BatchNorm written from scratch, a plain Linear-BatchNorm-ReLU network, a deeper plain network
+that computes what a shallower one does, and the degradation diagnosis from several seeds, judged by behaviour.
 
 The learner's `BatchNorm(num_features, eps=1e-5, momentum=0.1)` normalises (N, C) inputs. Each property feeds the
 learner's module and an nn.BatchNorm1d the same batches, from the same state, and compares what comes out; a
@@ -16,12 +16,19 @@ import torch
 from torch import Tensor, nn
 
 from residual_course.checks.report import Check, PropertyFailed
-from residual_course.checks.subjects import build, expect_device_and_gradient, name_of, random_tensor, run
+from residual_course.checks.subjects import (
+    build,
+    expect_device_and_gradient,
+    name_of,
+    random_tensor,
+    randomize_weights,
+    run,
+)
 from residual_course.probes import trace_forward
 from residual_course.training import History
 
 ModelBuilder = Callable[[int, int], nn.Module]
-Diagnosis = Callable[[History, History], object]
+Diagnosis = Callable[[list[History], list[History]], object]
 INIT_TOLERANCE = 0.1  # relative error allowed on each layer's weight standard deviation
 BatchNormFactory = Callable[..., nn.Module]
 TOLERANCE = 2e-4  # BatchNorm: yours against nn.BatchNorm1d (float32 on a nearly constant feature differs by 4e-5)
@@ -289,9 +296,84 @@ def _expect_device_and_gradient(builder: ModelBuilder, device: torch.device) -> 
     expect_device_and_gradient(model, random_tensor(device, 16, 1, 28, 28), device, _call(builder, 4, 16))
 
 
+# ---------------------------------------------------------------- deepen(model, depth)
+
+DeepenFunction = Callable[[nn.Module, int], nn.Module]
+
+check_deepen = Check("deepen", "Check a learner's deepen(model, depth): a plain network of `depth` Linear layers that "
+                     "computes, in eval mode, exactly what the plain network `model` computes; print one PASS/FAIL "
+                     "line per property.")
+
+
+def _shallow_network(device: torch.device, depth: int, width: int, seed: int) -> nn.Module:
+    """A plain network laid out as lesson 02's (Flatten, Linear-BN-ReLU units, Linear), with random weights and
+    running statistics, as after training, in eval mode."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for index in range(depth - 1):
+        layers += [nn.Linear(784 if index == 0 else width, width), nn.BatchNorm1d(width), nn.ReLU()]
+    network = nn.Sequential(*layers, nn.Linear(width, 10)).to(device)
+    randomize_weights(network, seed)
+    return network.eval()
+
+
+def _deepened(function: DeepenFunction, model: nn.Module, depth: int, device: torch.device) -> nn.Module:
+    """Call the learner's function, insisting on a module of the learner's making, in eval mode on the device."""
+    call = f"{name_of(function, 'deepen')}(model, {depth})"
+    return build(function, model, depth, device=device, call=call).eval()
+
+
+@check_deepen.property("depth", "`depth` Linear layers, plain, and the original network left as it was")
+def _expect_deepened_depth(function: DeepenFunction, device: torch.device) -> None:
+    """The result runs `depth` Linear layers, zeroing a middle one cuts every path, and `model` is unchanged."""
+    for shallow, depth, width in ((3, 7, 12), (4, 9, 20)):
+        model = _shallow_network(device, shallow, width, seed=depth)
+        before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+        deep = _deepened(function, model, depth, device)
+        inputs = random_tensor(device, 8, 1, 28, 28, seed=depth)
+        linears = _linear_calls(deep, inputs)
+        if len(linears) != depth:
+            raise PropertyFailed(f"deepen(model, {depth}) runs {len(linears)} Linear layers, expected {depth}: add "
+                                 f"{depth - shallow} identity units (Linear-BatchNorm-ReLU) to the {shallow} layers of "
+                                 "model")
+        if any(not torch.equal(before[name], tensor) for name, tensor in model.state_dict().items()):
+            raise PropertyFailed("deepen changed the network it was given: copy its layers (copy.deepcopy) before "
+                                 "changing anything")
+        with torch.no_grad():
+            linears[len(linears) // 2].module.weight.zero_()
+            output = deep(inputs)
+        if not torch.allclose(output, output[:1].expand_as(output), atol=1e-5):
+            raise PropertyFailed("with a middle Linear layer zeroed the deepened network's output still depends on its "
+                                 "input: it must stay plain, each layer fed only by the one before it")
+
+
+@check_deepen.property("same function", "in eval mode it computes exactly what `model` computes")
+def _expect_same_function(function: DeepenFunction, device: torch.device) -> None:
+    """On random images the deepened network's logits equal the original network's (eval mode)."""
+    for shallow, depth, width in ((3, 12, 12), (5, 14, 24)):
+        model = _shallow_network(device, shallow, width, seed=10 + depth)
+        deep = _deepened(function, model, depth, device)
+        inputs = random_tensor(device, 16, 1, 28, 28, seed=10 + depth)
+        with torch.no_grad():
+            expected, got = model(inputs), deep(inputs)
+        if got.shape != expected.shape:
+            raise PropertyFailed(f"deepen(model, {depth}) maps images to {tuple(got.shape)}, model to "
+                                 f"{tuple(expected.shape)}: keep model's first and last layers as they are")
+        gap = (got - expected).abs().max().item() / (expected.abs().max().item() + 1e-8)
+        if gap < 1e-5:  # identity units are exact up to float32 rounding (about 1e-7 each)
+            continue
+        hint = ("an inserted BatchNorm is not quite the identity in eval mode: it computes gamma (x - running_mean) / "
+                "sqrt(running_var + eps) + beta, so with mean 0 and variance 1 it needs gamma = sqrt(1 + eps)"
+                if gap < 1e-3 else
+                "each inserted unit must pass its input through unchanged: Linear with the identity matrix and zero "
+                "bias, a BatchNorm that is the identity in eval mode, then ReLU (the identity on the non-negative "
+                "output of the ReLU before it); insert them after the last hidden unit, before the output layer")
+        raise PropertyFailed(f"deepen(model, {depth})'s logits differ from model's by up to {gap:.1%} of their size: "
+                             f"{hint}")
+
+
 # ---------------------------------------------------------------- diagnose
 
-DEGRADATION, OVERFITTING, HEALTHY = "degradation", "overfitting", "deeper is better"
+DEGRADATION, OVERFITTING, HEALTHY, UNDECIDED = "degradation", "overfitting", "deeper is better", "too close to call"
 
 
 def synthetic_history(train_loss: list[float], test_loss: list[float]) -> History:
@@ -301,46 +383,57 @@ def synthetic_history(train_loss: list[float], test_loss: list[float]) -> Histor
                    test_accuracy=[math.exp(-loss) for loss in test_loss])
 
 
-# (expected diagnosis, what differs, shallow net's (train, test) losses per epoch, deep net's)
-_SHALLOW = ([0.9, 0.5, 0.3], [0.9, 0.6, 0.45])
+# (expected diagnosis, what the seeds show, shallow net's final (train, test) loss per seed, deep net's)
 _DIAGNOSES = [
-    (DEGRADATION, "train loss 0.70 vs 0.30 at the end, test loss higher too",
-     _SHALLOW, ([1.5, 1.0, 0.7], [1.5, 1.0, 0.75])),
-    (DEGRADATION, "train loss 0.40 vs 0.30 at the end, though it started lower",
-     ([1.2, 0.6, 0.3], [1.2, 0.7, 0.45]), ([1.0, 0.6, 0.4], [1.0, 0.6, 0.50])),
-    (OVERFITTING, "train loss 0.05 vs 0.30 at the end, test loss 0.80 vs 0.45",
-     _SHALLOW, ([0.8, 0.2, 0.05], [0.7, 0.6, 0.8])),
-    (OVERFITTING, "train loss 0.20 vs 0.30 at the end, though it started higher; test loss 0.60 vs 0.45",
-     _SHALLOW, ([1.4, 0.7, 0.2], [1.4, 0.8, 0.6])),
-    (HEALTHY, "train loss 0.20 vs 0.30 and test loss 0.35 vs 0.45 at the end",
-     _SHALLOW, ([0.8, 0.4, 0.2], [0.8, 0.5, 0.35])),
+    (DEGRADATION, "every deep seed ends with a higher training loss (0.66 to 0.73 against 0.30 to 0.32)",
+     ([0.30, 0.32, 0.31], [0.45, 0.47, 0.44]), ([0.70, 0.66, 0.73], [0.75, 0.72, 0.78])),
+    (DEGRADATION, "every deep seed trains worse (0.38 to 0.40 against 0.29 to 0.31), though it tests about the same",
+     ([0.30, 0.29, 0.31], [0.46, 0.44, 0.45]), ([0.39, 0.40, 0.38], [0.45, 0.46, 0.44])),
+    (OVERFITTING, "every deep seed trains better (0.04 to 0.06) but tests worse (0.78 to 0.82 against 0.44 to 0.46)",
+     ([0.30, 0.32, 0.31], [0.45, 0.44, 0.46]), ([0.05, 0.06, 0.04], [0.80, 0.78, 0.82])),
+    (HEALTHY, "every deep seed trains (0.19 to 0.21) and tests (0.34 to 0.36) better",
+     ([0.30, 0.32, 0.31], [0.45, 0.44, 0.46]), ([0.20, 0.21, 0.19], [0.35, 0.36, 0.34])),
+    (UNDECIDED, "the seeds disagree: the deep seeds' training losses (0.29 to 0.35) straddle the shallow ones' "
+     "(0.30 to 0.36)", ([0.30, 0.36, 0.33], [0.45, 0.50, 0.47]), ([0.34, 0.29, 0.35], [0.47, 0.46, 0.49])),
+    (UNDECIDED, "one deep seed ends far higher (0.60), the other two level with the shallow seeds (0.30, 0.31): the "
+     "seeds disagree", ([0.30, 0.32, 0.31], [0.45, 0.47, 0.44]), ([0.31, 0.30, 0.60], [0.46, 0.45, 0.70])),
 ]
 
 
-def _expect_diagnoses(function: Diagnosis, degradation: bool) -> None:
-    """Run the degradation cases (or the others) and explain the first wrong answer."""
-    for expected, description, shallow, deep in _DIAGNOSES:
-        if (expected == DEGRADATION) != degradation:
+def _histories(losses: tuple[list[float], list[float]], jitter: list[float]) -> list[History]:
+    """One History per seed ending at these final (train, test) losses, nudged by the run's salt, in salted order."""
+    train, test = losses
+    runs = [synthetic_history([2.0, 1.0, t + j], [2.0, 1.1, s + j]) for t, s, j in zip(train, test, jitter,
+                                                                                       strict=True)]
+    order = sorted(range(len(runs)), key=lambda index: jitter[index])
+    return [runs[index] for index in order]
+
+
+def _expect_diagnoses(function: Diagnosis, device: torch.device, decided: bool) -> None:
+    """Run the cases where the seeds agree (or those where they do not) and explain the first wrong answer."""
+    for index, (expected, description, shallow, deep) in enumerate(_DIAGNOSES):
+        if (expected != UNDECIDED) != decided:
             continue
-        got = function(synthetic_history(*shallow), synthetic_history(*deep))
+        jitter = (random_tensor(device, 6, seed=100 + index) * 0.002).tolist()  # well inside every case's margins
+        got = function(_histories(shallow, jitter[:3]), _histories(deep, jitter[3:]))
         if got != expected:
-            raise PropertyFailed(
-                f"deep: {description}: expected {expected!r}, got {got!r}. Compare the FINAL training losses first: "
-                "a deeper net that fits its training data worse is degradation; one that fits it as well or better "
-                "but does worse on test data is overfitting; otherwise the deeper net is better")
+            raise PropertyFailed(f"{description}: expected {expected!r}, got {got!r}. Decide from the final losses "
+                                 "of every seed: a difference counts only where all seeds agree on it; training loss "
+                                 "first (degradation), then test loss (overfitting, or deeper is better)")
 
 
-check_diagnose = Check("diagnose", "Check a learner's diagnose(shallow, deep) -> \"degradation\" | \"overfitting\" | "
-                       "\"deeper is better\" and print one PASS/FAIL line per property.")
+check_diagnose = Check("diagnose", "Check a learner's diagnose(shallow, deep), each a list of one History per seed, "
+                       "-> \"degradation\" | \"overfitting\" | \"deeper is better\" | \"too close to call\", and print "
+                       "one PASS/FAIL line per property.")
 
 
-@check_diagnose.property("degradation", "a deeper net with the higher final training loss is degradation")
-def _expect_degradation_diagnosed(function: Diagnosis, device: torch.device) -> None:
-    """Deep trains worse at the end: degradation, whatever the first epoch or the test loss did."""
-    _expect_diagnoses(function, degradation=True)
+@check_diagnose.property("decided", "where every seed agrees: degradation, overfitting or deeper is better")
+def _expect_clear_cases_diagnosed(function: Diagnosis, device: torch.device) -> None:
+    """Every seed tells the same story: the diagnosis names it, from the final training loss, then the test loss."""
+    _expect_diagnoses(function, device, decided=True)
 
 
-@check_diagnose.property("overfitting", "a deeper net that trains as well but tests worse is overfitting, else better")
-def _expect_overfitting_diagnosed(function: Diagnosis, device: torch.device) -> None:
-    """Deep trains at least as well: overfitting when it tests worse, deeper is better otherwise."""
-    _expect_diagnoses(function, degradation=False)
+@check_diagnose.property("seeds", "where the seeds disagree: too close to call")
+def _expect_disagreeing_seeds_undecided(function: Diagnosis, device: torch.device) -> None:
+    """When the seeds' final losses overlap, or one seed alone makes the difference, nothing is decided."""
+    _expect_diagnoses(function, device, decided=False)

@@ -15,12 +15,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet18, resnext50_32x4d
+from torchvision.models import resnet, resnet18, resnext50_32x4d
 
 from residual_course.checks.report import Property, PropertyFailed, run_properties
-from residual_course.checks.subjects import build, name_of
-from residual_course.gradients import first_to_last_ratio, signal_profile, stack_gradient_ratio
+from residual_course.checks.subjects import build, name_of, random_tensor, salted_seed
+from residual_course.data import Split
+from residual_course.gradients import first_to_last_ratio, signal_profile
+from residual_course.models import make_mlp
 from residual_course.studies import IDENTITY_BASELINE, identity_error
+from residual_course.training import evaluate
 
 UNSET = object()  # the learner's variable this graded cell does not check
 MEASUREMENT_TOLERANCE = 0.05  # relative: two fresh random inits of one network measure within about 2% of each other
@@ -37,20 +40,21 @@ def _number(value: object, name: str, example: str) -> float:
 
 def prediction_properties(prediction: object, measurement: object, reference: Callable[[], float], *,
                           names: tuple[str, str], what: str, why: str, tolerance: float = 0.1,
-                          choices: dict[str, Callable[[float], bool]] | None = None) -> list[Property]:
+                          agreement: float = MEASUREMENT_TOLERANCE) -> list[Property]:
     """The measurement agrees with the check's own (`reference()`), the prediction with that; UNSET ones are skipped.
 
     `names` are the learner's two variables. The prediction is a number within `tolerance` (relative) of the
-    measurement or, with `choices`, the name of the one choice whose test the measurement passes. `why` explains the
-    right answer. A failed measurement never shows the reference, so it cannot be copied from there.
+    measurement: a number, not a choice from a menu, so that the learner commits to a size. The measurement agrees
+    with the reference within `agreement` (relative). `why` explains the right answer. A failed measurement never
+    shows the reference, so it cannot be copied from there.
     """
     prediction_name, measurement_name = names
 
     def measured(device: torch.device) -> None:
         value, expected = _number(measurement, measurement_name, "..."), reference()
-        if abs(value / expected - 1) > MEASUREMENT_TOLERANCE:
+        if abs(value / expected - 1) > agreement:
             raise PropertyFailed(f"{measurement_name} = {value:.4g} is not {what} of this experiment (the check "
-                                 f"measured it again and got more than {MEASUREMENT_TOLERANCE:.0%} away): re-read "
+                                 f"measured it again and got more than {agreement:.0%} away): re-read "
                                  "how the exercise defines it, then re-run the experiment's cells from the top")
         print(f"        you measured {value:.4g}")
 
@@ -62,21 +66,9 @@ def prediction_properties(prediction: object, measurement: object, reference: Ca
                                  f"off, more than {tolerance:.0%}): {why}")
         print(f"        you predicted {value:.4g}, the experiment measures {expected:.4g}: {why}")
 
-    def chosen(device: torch.device) -> None:
-        if prediction not in choices:
-            raise PropertyFailed(f"{prediction_name} is {prediction!r}: set it to one of "
-                                 f"{', '.join(map(repr, choices))}")
-        expected = reference()
-        measured_choice = next(name for name, holds in choices.items() if holds(expected))
-        if prediction != measured_choice:
-            raise PropertyFailed(f"you predicted {prediction!r}, the experiment measures {expected:.4g}, i.e. "
-                                 f"{measured_choice!r}: {why}")
-        print(f"        you predicted {prediction!r}, the experiment measures {expected:.4g}: {why}")
-
     properties = [
         Property("measured", f"{measurement_name} is {what}, as the experiment measures it", measured),
-        Property("predicted", f"{prediction_name} is within {tolerance:.0%} of the measurement", predicted)
-        if choices is None else Property("predicted", f"{prediction_name} is what the measurement shows", chosen),
+        Property("predicted", f"{prediction_name} is within {tolerance:.0%} of the measurement", predicted),
     ]
     given = [value is not UNSET for value in (measurement, prediction)]
     if not any(given):
@@ -90,13 +82,11 @@ def _exercises() -> dict[str, dict]:
     return tomllib.loads((Path(__file__).parent / "predictions.toml").read_text(encoding="utf-8"))
 
 
-def _check(exercise: str, prediction: object, measurement: object, reference: Callable[[], float],
-           choices: dict[str, Callable[[float], bool]] | None = None) -> None:
+def _check(exercise: str, prediction: object, measurement: object, reference: Callable[[], float]) -> None:
     """Check whichever of the learner's prediction and measurement a graded cell gives for one exercise."""
     spec = dict(_exercises()[exercise])
     title, names = spec.pop("title"), tuple(spec.pop("names"))
-    run_properties(title, prediction_properties(prediction, measurement, reference, names=names, choices=choices,
-                                                **spec))
+    run_properties(title, prediction_properties(prediction, measurement, reference, names=names, **spec))
 
 
 def check_initial_loss(model_class: Callable[[], nn.Module], images: Tensor, labels: Tensor, *,
@@ -123,19 +113,38 @@ def check_signal_decay(model: nn.Module, images: Tensor, labels: Tensor, *, pred
     _check("signal_decay", prediction, measurement, lambda: signal_decay(model, images, labels))
 
 
-SIGNAL_DIRECTIONS = {  # a factor per layer, from the last layer to the first
-    "shrinks": lambda factor: factor < 0.95,
-    "stays": lambda factor: 0.95 <= factor <= 1.05,
-    "grows": lambda factor: factor > 1.05,
-}
+RELU_FACTOR_NETWORKS = 3  # fresh networks the reference averages: one alone is off 1 by up to about 7%
 
 
-def check_signal_growth(model: nn.Module, images: Tensor, labels: Tensor, *, prediction: object = UNSET,
-                        measurement: object = UNSET) -> None:
-    """Lesson 02: does the backward signal of a deep Kaiming + BatchNorm network shrink, stay or grow toward the
-    input? Predicted as a choice, measured as the factor per layer."""
-    _check("signal_growth", prediction, measurement, lambda: signal_decay(model.train(), images, labels),
-           choices=SIGNAL_DIRECTIONS)
+def relu_factor(images: Tensor, labels: Tensor) -> float:
+    """The backward signal's factor per layer in fresh 20-layer, 64-wide ReLU MLPs with Kaiming init, weights drawn
+    from this run's salt: the geometric mean over RELU_FACTOR_NETWORKS of them, built on the CPU, run on the images'
+    device."""
+    factors = []
+    for index in range(RELU_FACTOR_NETWORKS):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(salted_seed("relu factor", index))
+            network = make_mlp(20, 64, activation="relu", init="kaiming", in_features=images[0].numel())
+        factors.append(signal_decay(network.to(images.device), images, labels))
+    return math.prod(factors) ** (1 / len(factors))
+
+
+def check_relu_factor(images: Tensor, labels: Tensor, *, prediction: object = UNSET,
+                      measurement: object = UNSET) -> None:
+    """Lesson 01: the per-layer factor of the backward signal through ReLU layers with Kaiming init, predicted."""
+    _check("relu_factor", prediction, measurement, lambda: relu_factor(images, labels))
+
+
+def copy_ratio(deepen: Callable[[nn.Module, int], nn.Module], shallow: nn.Module, depth: int, data: Split) -> float:
+    """Training loss of deepen(shallow, depth), in eval mode on the training subset, over the shallow network's."""
+    return evaluate(deepen(shallow, depth), data)[0] / evaluate(shallow, data)[0]
+
+
+def check_copy_ratio(deepen: Callable[[nn.Module, int], nn.Module], shallow: nn.Module, depth: int, data: Split,
+                          *, prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 02: the training loss of a deep plain network built from a trained shallow one plus identity units, as
+    a multiple of the shallow one's: predicted, then measured with the learner's deepen."""
+    _check("copy_ratio", prediction, measurement, lambda: copy_ratio(deepen, shallow, depth, data))
 
 
 def last_stage_share() -> float:
@@ -160,13 +169,6 @@ def check_grouped_share(*, prediction: object = UNSET, measurement: object = UNS
     _check("grouped_share", prediction, measurement, grouped_share)
 
 
-IDENTITY_OUTCOMES = {  # the plain stack's error, as a fraction of the error of answering each feature's mean
-    "copies it": lambda fraction: fraction < 0.3,
-    "partly": lambda fraction: 0.3 <= fraction <= 0.8,
-    "barely beats the mean": lambda fraction: fraction > 0.8,
-}
-
-
 @functools.cache
 def _plain_identity_fraction(make_plain_block: Callable[[int], nn.Module], device: torch.device) -> float:
     """The plain stack's identity error over the baseline, trained once per builder (both cells ask for it)."""
@@ -175,22 +177,44 @@ def _plain_identity_fraction(make_plain_block: Callable[[int], nn.Module], devic
 
 def check_identity_prediction(make_plain_block: Callable[[int], nn.Module], device: torch.device, *,
                               prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 03: can a plain stack of 20 layers learn to copy its input in 200 steps? Predicted as a choice,
-    measured as its error relative to answering the mean."""
-    _check("identity_prediction", prediction, measurement, lambda: _plain_identity_fraction(make_plain_block, device),
-           choices=IDENTITY_OUTCOMES)
+    """Lesson 03: can a plain stack of 20 layers learn to copy its input in 200 steps? Its error relative to answering
+    each feature's mean, predicted and measured."""
+    _check("identity_prediction", prediction, measurement, lambda: _plain_identity_fraction(make_plain_block, device))
 
 
-STACK_OUTCOMES = {  # the first conv's weight-gradient norm over the last conv's
-    "smaller": lambda ratio: ratio < 0.5,
-    "about the same": lambda ratio: 0.5 <= ratio <= 2,
-    "larger": lambda ratio: ratio > 2,
-}
+KEPT_STREAM = (64, 16, 8, 8)  # the exercise's stream: 64 maps of 16 channels, 8x8 each
 
 
-def check_plain_stack_prediction(make_plain_block: Callable[[int, int], nn.Module], device: torch.device, *,
-                                 prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 04: in a stack of 30 plain conv-BN-ReLU blocks, is the first conv's gradient smaller, about the same
-    or larger than the last's? Predicted as a choice, measured as the ratio."""
-    _check("plain_stack_prediction", prediction, measurement,
-           lambda: stack_gradient_ratio(make_plain_block, device=device), choices=STACK_OUTCOMES)
+def kept_fraction(device: torch.device) -> float:
+    """The share of x + F(x) that the ReLU after the addition lets through, in a fresh post-activation block
+    (torchvision's BasicBlock(16, 16), training mode) fed a stream that has passed a ReLU, as the input of every
+    block but the first has: relu of a standard normal. Weights and stream are drawn from this run's salt."""
+    with torch.random.fork_rng(devices=[]):  # the block is initialised on the CPU, then moved
+        torch.manual_seed(salted_seed("kept fraction"))
+        block = resnet.BasicBlock(KEPT_STREAM[1], KEPT_STREAM[1]).to(device)
+    stream = torch.relu(random_tensor(device, *KEPT_STREAM, seed=404))
+    with torch.no_grad():
+        return (block(stream) > 0).float().mean().item()
+
+
+def check_kept_fraction(device: torch.device, *, prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 04: what fraction of the stream does a post-activation block's ReLU after the addition let through at
+    initialisation? Predicted and measured as a number."""
+    _check("kept_fraction", prediction, measurement, lambda: kept_fraction(device))
+
+
+def extra_parameters(network_class: Callable[..., nn.Module], blocks_per_stage: int) -> int:
+    """What the shortcuts add to lesson 06's network: the residual one's parameters less its plain twin's."""
+    def count(residual: bool) -> int:
+        call = f"{name_of(network_class, 'CifarStyleNet')}({blocks_per_stage}, residual={residual})"
+        return sum(p.numel() for p in build(network_class, blocks_per_stage, residual=residual,
+                                            device=torch.device("cpu"), call=call).parameters())
+
+    return count(True) - count(False)
+
+
+def check_extra_parameters(network_class: Callable[..., nn.Module], blocks_per_stage: int, *,
+                           prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 06: how many parameters the projection shortcuts (option B) add, worked out by hand and counted."""
+    _check("extra_parameters", prediction, measurement, lambda: float(extra_parameters(network_class,
+                                                                                        blocks_per_stage)))

@@ -1,4 +1,5 @@
-"""Checks for lesson 03: a fully connected residual block and the Jacobian of x + F(x), judged by behaviour alone."""
+"""Checks for lesson 03: a fully connected residual block, and the Jacobian of relu(x + F(x)) worked out by hand,
+judged by behaviour alone."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from residual_course.checks.subjects import (
     expect_on_device,
     name_of,
     random_tensor,
+    randomize_weights,
     run,
 )
 from residual_course.formulas import count_parameters, residual_mlp_block_params
 
 BlockFactory = Callable[[int], nn.Module]
-JacobianFunction = Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]
+JacobianByHand = Callable[[nn.Linear, nn.BatchNorm1d, nn.Linear, nn.BatchNorm1d, Tensor], Tensor]
 
 
 # ---------------------------------------------------------------- ResidualMLPBlock(width)
@@ -139,85 +141,115 @@ def _expect_block_on_device(factory: BlockFactory, device: torch.device, width: 
     expect_on_device(block, random_tensor(device, 6, width), device, call, _forward)
 
 
-# ---------------------------------------------------------------- block_jacobian(block, x)
+# ---------------------------------------------------------------- residual_jacobian(linear1, norm1, linear2, norm2, x)
 
-check_block_jacobian = Check("function", "Check a learner's block_jacobian(block, x) -> d block(x) / dx at one input "
-                             "vector x, shape (width, width), against known Jacobians and print one PASS/FAIL line "
-                             "per property.", width=5)
-
-
-def _jacobian_call(function: JacobianFunction) -> str:
-    """The learner's call, for messages: block_jacobian(block, x)."""
-    return f"{name_of(function, 'function')}(block, x)"
+check_residual_jacobian = Check("function", "Check a learner's residual_jacobian(linear1, norm1, linear2, norm2, x): "
+                                "the Jacobian of relu(x + F(x)), F = linear1-norm1-ReLU-linear2-norm2 in eval mode, "
+                                "at one vector x, worked out by hand, against autograd's; print one PASS/FAIL line per "
+                                "property.", width=12)
 
 
-def _batch_only(function: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
-    """Wrap a batch -> batch function so that calling it on a bare vector says what to do instead."""
-
-    def wrapped(batch: Tensor) -> Tensor:
-        if batch.ndim != 2:
-            raise PropertyFailed(f"the block was called on a tensor of shape {tuple(batch.shape)}; blocks take "
-                                 "batches (N, width): call block(x.unsqueeze(0)) and take row 0 of its output")
-        return function(batch)
-
-    return wrapped
-
-
-def _known_functions(device: torch.device, width: int) -> dict[str, tuple[Callable[[Tensor], Tensor], Tensor]]:
-    """Functions whose Jacobian at a point is known: x -> Wx + x (J = W + I) and x -> tanh(Wx) + x."""
-    generator = torch.Generator(device=device).manual_seed(1)
-    weight = torch.randn(width, width, generator=generator, device=device)
-    point = torch.randn(width, generator=generator, device=device)
-    slope = 1 - torch.tanh(weight @ point) ** 2
-    return {
-        "x -> Wx + x": (lambda batch: batch @ weight.T + batch, weight + torch.eye(width, device=device)),
-        "x -> tanh(Wx) + x": (lambda batch: torch.tanh(batch @ weight.T) + batch,
-                              slope[:, None] * weight + torch.eye(width, device=device)),
-    }, point
+def _random_branch(device: torch.device, width: int, seed: int) -> list[nn.Module]:
+    """Linear, BatchNorm1d, Linear, BatchNorm1d in eval mode, with random weights and running statistics (salted)."""
+    layers = [nn.Linear(width, width), nn.BatchNorm1d(width), nn.Linear(width, width), nn.BatchNorm1d(width)]
+    for index, layer in enumerate(layers):
+        layer.to(device).eval()
+        randomize_weights(layer, seed * 10 + index)
+        for parameter in layer.parameters():
+            parameter.requires_grad_(False)
+    return layers
 
 
-def _jacobian_of(function: JacobianFunction, block: Callable[[Tensor], Tensor], point: Tensor, call: str) -> Tensor:
-    """Call the learner's function and insist on a (width, width) tensor on the point's device."""
-    width = len(point)
-    result = function(_batch_only(block), point.clone())
+def _block_output(layers: list[nn.Module], x: Tensor) -> Tensor:
+    """relu(x + F(x)) for one vector, F = linear1-norm1-ReLU-linear2-norm2."""
+    linear1, norm1, linear2, norm2 = layers
+    branch = norm2(linear2(F.relu(norm1(linear1(x[None])))))[0]
+    return F.relu(x + branch)
+
+
+def _autograd_jacobian(layers: list[nn.Module], x: Tensor) -> Tensor:
+    """The reference: torch.autograd's Jacobian of the block at x."""
+    with torch.enable_grad():
+        return torch.autograd.functional.jacobian(lambda v: _block_output(layers, v), x)
+
+
+def _hand_jacobian(function: JacobianByHand, layers: list[nn.Module], x: Tensor, call: str) -> Tensor:
+    """The learner's Jacobian, computed in inference mode (autograd cannot run there: the point is to work it out)."""
+    width = len(x)
+    try:
+        with torch.inference_mode():
+            result = function(*layers, x.clone())
+    except RuntimeError as error:
+        if "nference" in str(error) or "does not require grad" in str(error):
+            raise PropertyFailed(f"{call} used autograd ({str(error)[:80]}...): work the Jacobian out by hand from "
+                                 "the layers' weights, BatchNorm scales and the ReLUs' 0/1 masks") from None
+        raise
     if not isinstance(result, Tensor):
         raise PropertyFailed(f"{call} returned a {type(result).__name__}; return a tensor of shape ({width}, {width})")
     if tuple(result.shape) != (width, width):
-        hint = ("squeeze the batch dimension: differentiate the function v -> block(v.unsqueeze(0))[0]"
-                if result.numel() == width * width else
-                "one row per output component, one column per input component (torch.autograd.grad of a sum "
-                "gives only the column sums)")
         raise PropertyFailed(f"{call} returned shape {tuple(result.shape)} for x of shape ({width},), expected "
-                             f"({width}, {width}): {hint}")
-    return result
+                             f"({width}, {width}): one row per output unit, one column per input unit")
+    return result.clone()
 
 
-@check_block_jacobian.property("shape", "returns a (width, width) tensor on x's device")
-def _expect_jacobian_shape(function: JacobianFunction, device: torch.device, width: int) -> None:
-    """For x -> tanh(Wx) + x the learner's function returns a (width, width) tensor on x's device."""
-    functions, point = _known_functions(device, width)
-    block, _ = functions["x -> tanh(Wx) + x"]
-    result = _jacobian_of(function, block, point, _jacobian_call(function))
-    if result.device.type != device.type:
-        raise PropertyFailed(f"the Jacobian lives on {result.device}, expected {device.type}: build it from "
-                             "x's own device")
+def _point(device: torch.device, width: int, all_active: bool, seed: int) -> Tensor:
+    """A vector x where the final ReLU lets every unit through (x + F(x) > 0: x far above F's scale), or a typical
+    one where it blocks some."""
+    x = random_tensor(device, width, seed=seed)
+    return x.abs() + 20 if all_active else x
 
 
-@check_block_jacobian.property("reference",
-                               "equals the known Jacobian of x -> Wx + x (W + I) and of x -> tanh(Wx) + x")
-def _expect_known_jacobians(function: JacobianFunction, device: torch.device, width: int) -> None:
-    """The result equals W + I for x -> Wx + x and diag(tanh') W + I for x -> tanh(Wx) + x."""
-    functions, point = _known_functions(device, width)
-    for name, (block, expected) in functions.items():
-        result = _jacobian_of(function, block, point, _jacobian_call(function)).detach()
-        if torch.allclose(result, expected, atol=1e-5):
-            continue
-        if torch.allclose(result.T, expected, atol=1e-5):
-            raise PropertyFailed(f"for {name} you returned the transpose: row i must hold the derivatives of "
-                                 "output i (J[i, j] = d out_i / d x_j)")
-        if torch.allclose(result + torch.eye(width, device=device), expected, atol=1e-5):
-            raise PropertyFailed(f"for {name} the identity part is missing: differentiate the whole block "
-                                 "output, shortcut included")
-        raise PropertyFailed(f"for {name} the result differs from the known Jacobian by up to "
-                             f"{(result - expected).abs().max().item():.3g}: use "
-                             "torch.autograd.functional.jacobian, or torch.autograd.grad once per output")
+def _hint(result: Tensor, layers: list[nn.Module], x: Tensor) -> str:
+    """What the learner's result matches instead of the Jacobian, in words."""
+    linear1, norm1, linear2, norm2 = layers
+    scale1 = norm1.weight / torch.sqrt(norm1.running_var + norm1.eps)
+    scale2 = norm2.weight / torch.sqrt(norm2.running_var + norm2.eps)
+    active1 = (norm1(linear1(x[None]))[0] > 0).float()
+    identity = torch.eye(len(x), device=x.device)
+    final = (_block_output(layers, x) > 0).float()
+    branch = (scale2[:, None] * linear2.weight) @ ((active1 * scale1)[:, None] * linear1.weight)
+    wrong = {
+        "you returned the transpose: row i holds the derivatives of output i (J[i, j] = d out_i / d x_j)":
+            (final[:, None] * (identity + branch)).T,
+        "the final ReLU's mask is missing: J = D (I + J_F), where D = diag(1 if x + F(x) > 0 else 0)":
+            identity + branch,
+        "the identity is missing: the shortcut contributes I, J = D (I + J_F)": final[:, None] * branch,
+        "the BatchNorm scales are missing: in eval mode each BatchNorm multiplies unit k by gamma_k / "
+        "sqrt(running_var_k + eps)": final[:, None] * (identity + linear2.weight @ (active1[:, None] * linear1.weight)),
+        "the inner ReLU's mask is missing: between the two Linear layers only the units with norm1(...) > 0 pass":
+            final[:, None] * (identity + (scale2[:, None] * linear2.weight) @ (scale1[:, None] * linear1.weight)),
+    }
+    if torch.count_nonzero(result) == 0:
+        return ("it is all zeros, which autograd gives where it cannot run (the check runs your function in "
+                "inference mode): work the Jacobian out by hand from the layers' weights and masks")
+    for words, value in wrong.items():
+        if torch.allclose(result, value, atol=1e-4):
+            return words
+    return "write J = D (I + S2 W2 D1 S1 W1): W the Linear weights, S the BatchNorm scales, D1 and D the ReLUs' masks"
+
+
+def _expect_matches_autograd(function: JacobianByHand, device: torch.device, width: int, all_active: bool) -> None:
+    """On random branches, at a point of the given kind, the learner's Jacobian equals autograd's."""
+    call = f"{name_of(function, 'function')}(linear1, norm1, linear2, norm2, x)"
+    for seed in (1, 2):
+        layers, x = _random_branch(device, width, seed), _point(device, width, all_active, seed)
+        result = _hand_jacobian(function, layers, x, call)
+        expected = _autograd_jacobian(layers, x)
+        if result.device.type != device.type:
+            raise PropertyFailed(f"{call} returned its Jacobian on {result.device}, expected {device.type}: build it "
+                                 "from x's own device")
+        if not torch.allclose(result, expected, atol=1e-4, rtol=1e-4):
+            raise PropertyFailed(f"{call} differs from autograd's Jacobian by up to "
+                                 f"{(result - expected).abs().max().item():.3g}: {_hint(result, layers, x)}")
+
+
+@check_residual_jacobian.property("branch", "where every unit passes the last ReLU: I + J_F, J_F = S2 W2 D1 S1 W1")
+def _expect_branch_jacobian(function: JacobianByHand, device: torch.device, width: int) -> None:
+    """At a point where x + F(x) > 0 for every unit, the Jacobian is I + J_F: the branch's part is right."""
+    _expect_matches_autograd(function, device, width, all_active=True)
+
+
+@check_residual_jacobian.property("relu mask", "anywhere: D (I + J_F), D the last ReLU's 0/1 mask")
+def _expect_full_jacobian(function: JacobianByHand, device: torch.device, width: int) -> None:
+    """At a typical point, where the last ReLU blocks some units, the Jacobian is D (I + J_F)."""
+    _expect_matches_autograd(function, device, width, all_active=False)

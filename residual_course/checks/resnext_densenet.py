@@ -300,7 +300,7 @@ def _expect_transition_downsamples(factory: ModuleFactory, device: torch.device,
     call = block_probes.block_call(factory, args)
     transition = build(factory, *args, device=device, call=call).eval()
     side = 2 * probe_size(3, 5, "even side")
-    inputs = random_tensor(device, block_probes.probe_batch(), c, side, side)
+    inputs = random_tensor(device, block_probes.probe_batch(9), c, side, side)
     with torch.no_grad():
         got = tuple(_forward(transition, inputs, call).shape)
     if got[2:] == (side, side):

@@ -1,110 +1,95 @@
-"""Checks for lesson 06's lesion test: the block surgery, and the learner's prediction against the measurement."""
+"""Checks for lesson 06's lesion test: the learner's measurement of how much accuracy a trained network keeps when
+one of its blocks is deleted, judged on networks and data drawn from this run's salt."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from residual_course.checks.report import Check, Property, PropertyFailed, run_properties
-from residual_course.checks.subjects import name_of, random_tensor
-from residual_course.data import DataSet
-from residual_course.training import evaluate
+from residual_course.checks.report import Check, PropertyFailed
+from residual_course.checks.subjects import name_of, probe_size, random_tensor, randomize_weights, salted_seed
 
-Surgery = Callable[[nn.Sequential, int], nn.Module]
-
-
-def _chain(device: torch.device, count: int = 5) -> nn.Sequential:
-    """Distinct, shape-keeping blocks whose order matters (each one a different random linear map and a ReLU)."""
-    generator = torch.Generator().manual_seed(0)
-    blocks = []
-    for _ in range(count):
-        layer = nn.Linear(6, 6)
-        with torch.no_grad():
-            layer.weight.copy_(torch.randn(6, 6, generator=generator))
-        blocks.append(nn.Sequential(layer, nn.ReLU()))
-    return nn.Sequential(*blocks).to(device)
+AccuracyKept = Callable[[nn.Sequential, nn.Sequential, nn.Sequential, Tensor, Tensor, Sequence[int]], float]
+CLASSES = 4
 
 
-check_delete_block = Check("delete_block", "Check a learner's delete_block(blocks, index) -> a new nn.Sequential of "
-                            "the same blocks without the one at index (the original left as it was, no copies) and "
-                            "print one PASS/FAIL line per property.")
-
-
-@check_delete_block.property("left out", "the result runs every block but the one at index, in order")
-def _expect_left_out(surgery: Surgery, device: torch.device) -> None:
-    """The result runs every block but the one at `index`, in order, on the same input."""
-    name = name_of(surgery, "delete_block")
-    for index in (0, 2, 4):
-        blocks = _chain(device)
-        x = random_tensor(device, 3, 6)
-        result = surgery(blocks, index)
-        if not isinstance(result, nn.Module):
-            raise PropertyFailed(f"{name}(blocks, {index}) returned a {type(result).__name__}, not a module: return "
-                                 "an nn.Sequential of the remaining blocks")
-        expected = x
-        for position, block in enumerate(blocks):
-            if position != index:
-                expected = block(expected)
-        with torch.no_grad():
-            got = result(x)
-        if not torch.allclose(got, expected, atol=1e-6):
-            hint = ("it still runs block {index}" if torch.allclose(got, blocks(x), atol=1e-6)
-                    else "keep every other block, in the original order")
-            raise PropertyFailed(f"{name}(blocks, {index}) does not compute the blocks without block {index}: "
-                                 + hint.format(index=index))
-
-
-@check_delete_block.property("original kept", "`blocks` is left as it was, and the result shares its modules (no "
-                             "copies)")
-def _expect_original_kept(surgery: Surgery, device: torch.device) -> None:
-    """`blocks` itself still runs all its blocks afterwards, and the result shares their (trained) weights."""
-    name = name_of(surgery, "delete_block")
-    blocks = _chain(device)
-    x = random_tensor(device, 3, 6)
+def _accuracy(stem: nn.Module, blocks: Sequence[nn.Module], head: nn.Module, images: Tensor, labels: Tensor) -> float:
+    """The share of `images` the network stem -> blocks -> head labels right."""
     with torch.no_grad():
-        before = blocks(x)
-        result = surgery(blocks, 1)
-        if not torch.allclose(blocks(x), before, atol=1e-6):
-            raise PropertyFailed(f"after {name}(blocks, 1), `blocks` computes something else: build a new "
-                                 "nn.Sequential and leave the one you were given as it was")
-        blocks[0][0].weight.mul_(2)  # a change to a kept block must show in the result: the same module
-        expected = x
-        for position, block in enumerate(blocks):
-            if position != 1:
-                expected = block(expected)
-        if not torch.allclose(result(x), expected, atol=1e-6):
-            raise PropertyFailed(f"{name} copied the blocks: the new sequence must hold the very same modules (the "
-                                 "trained ones), not copies; pass the blocks themselves to nn.Sequential")
+        x = stem(images)
+        for block in blocks:
+            x = block(x)
+        return (head(x).argmax(dim=1) == labels).float().mean().item()
 
 
-def more_robust(networks: dict[str, nn.Module], data: DataSet, indices: Sequence[int]) -> tuple[str, dict]:
-    """Which trained network keeps more of its test accuracy with its worst single block deleted, and by how much.
-
-    Each network must keep its blocks in `.blocks` (an nn.Sequential) between a `.stem` and a `.head`.
-    """
-    kept = {}
-    for family, network in networks.items():
-        whole = evaluate(network, data.test)[1]
-        cut = [evaluate(nn.Sequential(network.stem, nn.Sequential(*(b for i, b in enumerate(network.blocks)
-                                                                        if i != index)), network.head),
-                        data.test)[1] for index in indices]
-        kept[family] = min(cut) / whole
-    return max(kept, key=kept.get), kept
+def reference_accuracy_kept(stem: nn.Module, blocks: nn.Sequential, head: nn.Module, images: Tensor, labels: Tensor,
+                            indices: Sequence[int]) -> float:
+    """The accuracy with the worst of `indices` deleted (one at a time), over the whole network's accuracy."""
+    whole = _accuracy(stem, list(blocks), head, images, labels)
+    cut = [_accuracy(stem, [b for i, b in enumerate(blocks) if i != index], head, images, labels) for index in indices]
+    return min(cut) / whole
 
 
-def check_prediction(prediction: object, networks: dict[str, nn.Module], data: DataSet, indices: Sequence[int],
-                     choices: Sequence[str] = ("plain", "residual")) -> None:
-    """Compare the learner's prediction with what deleting blocks of the trained networks measures."""
-    def test(device: torch.device) -> None:
-        if prediction not in choices:
-            raise PropertyFailed(f"prediction is {prediction!r}: set it to one of {', '.join(map(repr, choices))}")
-        measured, kept = more_robust(networks, data, indices)
-        detail = ", ".join(f"{family} keeps {fraction:.0%}" for family, fraction in kept.items())
-        if prediction != measured:
-            raise PropertyFailed(f"you predicted {prediction!r}, the measurement says {measured!r} ({detail} of its "
-                                 "accuracy with its worst block deleted): read the explanation below")
-        print(f"        measured: {detail}")
+def _network(device: torch.device, key: object) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential, int]:
+    """A stem, shape-keeping blocks whose order matters, and a head, at a width and depth this run chooses."""
+    width, count = probe_size(6, 12, ("width", key)), probe_size(5, 8, ("count", key))
+    stem = nn.Sequential(nn.Linear(width, width), nn.ReLU())
+    blocks = nn.Sequential(*(nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(count)))
+    head = nn.Sequential(nn.Linear(width, CLASSES))
+    network = nn.Sequential(stem, blocks, head)
+    randomize_weights(network, salted_seed("accuracy-kept", key))
+    return stem.to(device), blocks.to(device), head.to(device), width
 
-    run_properties("your prediction", [Property("prediction", "the prediction matches the measurement", test)])
+
+def _data(stem: nn.Sequential, blocks: nn.Sequential, head: nn.Sequential, width: int, device: torch.device,
+          key: object) -> tuple[Tensor, Tensor]:
+    """Inputs, and labels that the whole network gets right on about two thirds of them (the rest at random)."""
+    seed = salted_seed("accuracy-kept-data", key)
+    images = random_tensor(device, probe_size(90, 150, ("images", key)), width, seed=seed)
+    with torch.no_grad():
+        labels = head(blocks(stem(images))).argmax(dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    wrong = torch.rand(len(labels), generator=generator) < 1 / 3
+    labels[wrong.to(device)] = torch.randint(0, CLASSES, (int(wrong.sum()),), generator=generator).to(device)
+    return images, labels
+
+
+check_accuracy_kept = Check("accuracy_kept", "Check a learner's accuracy_kept(stem, blocks, head, images, labels, "
+                            "indices) -> the fraction of its accuracy the network keeps with its worst block of "
+                            "`indices` deleted, and print one PASS/FAIL line per property.")
+
+
+@check_accuracy_kept.property("worst block", "the accuracy with the worst single block deleted, over the whole "
+                              "network's accuracy")
+def _expect_worst_block(measure: AccuracyKept, device: torch.device) -> None:
+    """The learner's number is the check's own, on two networks and block lists this run draws."""
+    name = name_of(measure, "accuracy_kept")
+    for key in range(2):
+        stem, blocks, head, width = _network(device, key)
+        images, labels = _data(stem, blocks, head, width, device, key)
+        indices = sorted(set(range(1, len(blocks))) - {probe_size(1, len(blocks) - 1, ("skip", key))})
+        before = [block[0].weight.clone() for block in blocks]
+        got = measure(stem, blocks, head, images, labels, indices)
+        if isinstance(got, Tensor):
+            raise PropertyFailed(f"{name} returned a tensor: return one Python number (`.item()` gives one)")
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise PropertyFailed(f"{name} returned a {type(got).__name__}: return one number, the fraction kept")
+        if len(blocks) != len(before) or not all(torch.equal(b[0].weight, w) for b, w in zip(blocks, before,
+                                                                                            strict=True)):
+            raise PropertyFailed(f"{name} changed the blocks it was given: build a new sequence for each deletion "
+                                 "and leave `blocks` as it was (the next deletion needs all of them)")
+        expected = reference_accuracy_kept(stem, blocks, head, images, labels, indices)
+        if abs(got - expected) > 1e-6:
+            whole = _accuracy(stem, list(blocks), head, images, labels)
+            cut = [_accuracy(stem, [b for i, b in enumerate(blocks) if i != index], head, images, labels)
+                   for index in indices]
+            hints = [(sum(cut) / len(cut) / whole, "that is the average over the deletions: take the worst one"),
+                     (max(cut) / whole, "that is the best deletion: take the worst one"),
+                     (min(cut), "that is an accuracy: divide it by the whole network's accuracy")]
+            hint = next((text for value, text in hints if abs(got - value) < 1e-6),
+                        "delete one block of `indices` at a time (the others stay), measure each accuracy, "
+                        "and divide the lowest by the whole network's")
+            raise PropertyFailed(f"{name} returned {got:.4f} on a network of {len(blocks)} blocks, indices "
+                                 f"{indices}: {hint}")

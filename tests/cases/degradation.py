@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="02_degradation",
-    full_marks=15,
+    full_marks=18,
     mistakes={
         # running variance kept biased: training mode is right, evaluation after a few batches is not
         "l02-bn-biased-running-var": (
@@ -43,16 +43,18 @@ CASE = LessonCase(
 """),),
             frozenset({"plain-depth", "plain-units", "plain-init"}),
         ),
-        "l02-diagnose-by-test-loss": (
-            (Mistake("diagnose", "if deep.train_loss[-1] > shallow.train_loss[-1]:",
-                     "if deep.test_loss[-1] > shallow.test_loss[-1]:"),),
-            frozenset({"diagnose-overfitting"}),
+        # one seed decides; the seeds' spread is ignored
+        "l02-diagnose-first-seed": (
+            (Mistake("diagnose", "if max(deep_train) >= min(shallow_train):  # the ranges overlap: the seeds disagree",
+                     "if deep_train[0] < shallow_train[0] and False:"),),
+            frozenset({"diagnose-seeds"}),
         ),
-        # "gradients vanish in deep networks", carried over from lesson 01; and the ratio taken upside down
-        "l02-predicts-it-shrinks": (
-            (Mistake("predicted-direction", 'predicted_direction = "grows"', 'predicted_direction = "shrinks"'),
-             Mistake("measured-factor", "(deep_signal[0] / deep_signal[-1])", "(deep_signal[-1] / deep_signal[0])")),
-            frozenset({"growth-predicted", "growth-measured"}),
+        # the inserted BatchNorms left at their defaults: nearly, but not exactly, the identity; and "deeper can only
+        # help" carried into the prediction
+        "l02-deepen-default-norms": (
+            (Mistake("deepen", "            norm.weight.fill_(math.sqrt(1 + norm.eps))", "            pass"),
+             Mistake("predicted-copy-ratio", "predicted_copy_ratio = 1.0", "predicted_copy_ratio = 0.5")),
+            frozenset({"deepen-function", "copy-ratio-predicted"}),
         ),
     },
 )

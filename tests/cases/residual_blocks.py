@@ -50,11 +50,14 @@ CASE = LessonCase(
         "l04-drop-in-torchvision": ((TORCHVISION_BASIC_BLOCK,), frozenset({
             "basic-block-identity", "basic-block-relu-after-add", "basic-block-projection", "basic-block-batchnorm"})),
         "l04-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
-        # lesson 01's intuition (deep means vanishing); and the stack measured with the learner's BasicBlock
-        "l04-plain-stack-vanishes": (
-            (Mistake("predicted-plain-stack", '"larger"', '"smaller"'),
-             Mistake("measured-plain-ratio", "stack_gradient_ratio(PlainBlock,", "stack_gradient_ratio(BasicBlock,")),
-            frozenset({"plain-stack-predicted", "plain-stack-measured"}),
+        # a centred sum is negative half the time, forgetting that the stream x >= 0; and a stream measured without
+        # the previous block's ReLU (a standard normal), which the block cuts half of
+        "l04-kept-half": (
+            (Mistake("predicted-kept", "predicted_kept_fraction = 0.5 * 0.5 + 0.5 * (1 - 0.5 * 0.5)",
+                     "predicted_kept_fraction = 0.5"),
+             Mistake("measured-kept", "stream = torch.relu(torch.randn(64, 16, 8, 8, device=device))",
+                     "stream = torch.randn(64, 16, 8, 8, device=device)")),
+            frozenset({"kept-predicted", "kept-measured"}),
         ),
     },
 )

@@ -6,8 +6,8 @@ SUM_THEN_RELU = "return torch.relu(x + self.branch(x))"
 RELU_BEFORE_ADD = Mistake("residual-mlp-block", SUM_THEN_RELU, "return torch.relu(self.branch(x)) + x")
 NO_SHORTCUT = Mistake("residual-mlp-block", SUM_THEN_RELU, "return torch.relu(self.branch(x))")
 DETACHED_SHORTCUT = Mistake("residual-mlp-block", SUM_THEN_RELU, "return torch.relu(x.detach() + self.branch(x))")
-JACOBIAN_TRANSPOSED = Mistake("block-jacobian", "block(v.unsqueeze(0)).squeeze(0), x)",
-                              "block(v.unsqueeze(0)).squeeze(0), x).T")
+NO_LAST_MASK = Mistake("residual-jacobian", "return (outer > 0).to(x.dtype)[:, None] * (identity + branch)",
+                       "return identity + branch")
 
 CASE = LessonCase(
     assignment="03_residual_learning",
@@ -16,10 +16,11 @@ CASE = LessonCase(
         "l03-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"block-identity"})),
         "l03-no-shortcut": ((NO_SHORTCUT,), frozenset({"block-identity", "block-gradient"})),
         "l03-detached-shortcut": ((DETACHED_SHORTCUT,), frozenset({"block-gradient"})),
-        "l03-jacobian-transposed": ((JACOBIAN_TRANSPOSED,), frozenset({"jacobian-reference"})),
+        # I + J_F without the ReLU after the addition: right where every unit is on, wrong anywhere else
+        "l03-jacobian-no-mask": ((NO_LAST_MASK,), frozenset({"jacobian-mask"})),
         # "copying is the easiest task there is"; and the raw error stored instead of its fraction of the baseline
         "l03-plain-copies-it": (
-            (Mistake("predicted-plain-identity", '"barely beats the mean"', '"copies it"'),
+            (Mistake("predicted-plain-identity", "predicted_plain_fraction = 1.0", "predicted_plain_fraction = 0.1"),
              Mistake("measured-plain-fraction", " / studies.IDENTITY_BASELINE", "")),
             frozenset({"identity-predicted", "identity-measured"}),
         ),

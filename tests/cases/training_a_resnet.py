@@ -4,17 +4,30 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="06_training_a_resnet",
-    full_marks=3,
+    full_marks=5,
     mistakes={
-        # the measurement says the residual network keeps more of its accuracy
-        "l06-predicts-plain": ((Mistake("prediction", 'prediction = "residual"', 'prediction = "plain"'),),
-                               frozenset({"prediction-check"})),
-        # surgery in place: the trained network given to it loses a block too
-        "l06-delete-in-place": (
-            (Mistake("delete-block",
-                     "return nn.Sequential(*(block for position, block in enumerate(blocks) if position != index))",
-                     "del blocks[index]\n    return blocks"),),
-            frozenset({"delete-block-check"}),
+        # the projections' BatchNorms forgotten: 2,560 instead of 2,752
+        "l06-extra-without-batchnorm": (
+            (Mistake("predicted-extra", "predicted_extra_parameters = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)",
+                     "predicted_extra_parameters = 16 * 32 + 32 * 64"),),
+            frozenset({"extra-predicted"}),
+        ),
+        # the residual network's whole count, not the difference
+        "l06-extra-measures-the-total": (
+            (Mistake("measured-extra",
+                     "measured_extra_parameters = (count_parameters(CifarStyleNet(3, residual=True))\n"
+                     "                             - count_parameters(CifarStyleNet(3, residual=False)))",
+                     "measured_extra_parameters = count_parameters(CifarStyleNet(3, residual=True))"),),
+            frozenset({"extra-measured"}),
+        ),
+        # the average deletion instead of the worst
+        "l06-kept-average": (
+            (Mistake("accuracy-kept",
+                     "return min(accuracy([b for i, b in enumerate(blocks) if i != index]) for index in indices) "
+                     "/ whole",
+                     "cut = [accuracy([b for i, b in enumerate(blocks) if i != index]) for index in indices]\n"
+                     "    return sum(cut) / len(cut) / whole"),),
+            frozenset({"accuracy-kept-check"}),
         ),
     },
 )

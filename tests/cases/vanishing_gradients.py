@@ -4,7 +4,7 @@ from cases import LessonCase, Mistake
 
 CASE = LessonCase(
     assignment="01_vanishing_gradients",
-    full_marks=7,
+    full_marks=8,
     mistakes={
         "l01-sigmoid-itself": (
             (Mistake("sigmoid-derivative", "return s * (1 - s)", "return s"),),
@@ -31,6 +31,12 @@ CASE = LessonCase(
             (Mistake("predicted-decay", "predicted_decay = 0.25 * weight_gain", "predicted_decay = 0.25"),
              Mistake("measured-decay", "** (1 / (len(signal) - 1))", "** (1 / len(signal))")),
             frozenset({"decay-predicted", "decay-measured"}),
+        ),
+        # the ReLU's mask taken to halve the norm (it multiplies it by sqrt(1/2): squares add)
+        "l01-relu-factor-halved-norm": (
+            (Mistake("predicted-relu-factor", "predicted_relu_factor = kaiming_gain * 0.5**0.5",
+                     "predicted_relu_factor = kaiming_gain * 0.5"),),
+            frozenset({"relu-factor-predicted"}),
         ),
     },
 )
