@@ -2,7 +2,7 @@
 
 from importlib.metadata import version
 
-from residual_course.runtime import fast_mode, get_device, seed_everything
+from residual_course.runtime import fast_mode, get_device, one_thread_on_cpu, seed_everything
 
 __version__ = version("residual-course")  # the one version number lives in pyproject.toml
-__all__ = ["fast_mode", "get_device", "seed_everything", "__version__"]
+__all__ = ["fast_mode", "get_device", "one_thread_on_cpu", "seed_everything", "__version__"]

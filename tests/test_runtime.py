@@ -42,3 +42,14 @@ def test_an_unknown_choice_is_refused_with_the_valid_ones():
     runtime.check_choice("norm", "batch", ("none", "batch"))
     with pytest.raises(ValueError, match="Unknown norm 'group': choose one of 'none', 'batch'"):
         runtime.check_choice("norm", "group", ("none", "batch"))
+
+
+def test_one_thread_on_the_cpu_and_the_gpu_left_alone():
+    threads = torch.get_num_threads()
+    try:
+        runtime.one_thread_on_cpu(torch.device("cuda"))
+        assert torch.get_num_threads() == threads
+        runtime.one_thread_on_cpu(torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -160,11 +160,15 @@ def _random_branch(device: torch.device, width: int, seed: int) -> list[nn.Modul
     return layers
 
 
-def _block_output(layers: list[nn.Module], x: Tensor) -> Tensor:
-    """relu(x + F(x)) for one vector, F = linear1-norm1-ReLU-linear2-norm2."""
+def _branch(layers: list[nn.Module], x: Tensor) -> Tensor:
+    """F(x) for one vector, F = linear1-norm1-ReLU-linear2-norm2."""
     linear1, norm1, linear2, norm2 = layers
-    branch = norm2(linear2(F.relu(norm1(linear1(x[None])))))[0]
-    return F.relu(x + branch)
+    return norm2(linear2(F.relu(norm1(linear1(x[None])))))[0]
+
+
+def _block_output(layers: list[nn.Module], x: Tensor) -> Tensor:
+    """relu(x + F(x)) for one vector."""
+    return F.relu(x + _branch(layers, x))
 
 
 def _autograd_jacobian(layers: list[nn.Module], x: Tensor) -> Tensor:
@@ -193,8 +197,8 @@ def _hand_jacobian(function: JacobianByHand, layers: list[nn.Module], x: Tensor,
 
 
 def _point(device: torch.device, width: int, all_active: bool, seed: int) -> Tensor:
-    """A vector x where the final ReLU lets every unit through (x + F(x) > 0: x far above F's scale), or a typical
-    one where it blocks some."""
+    """A vector x far above F's usual scale (the caller makes sure x + F(x) > 0 for every unit), or a typical one
+    where the final ReLU blocks some."""
     x = random_tensor(device, width, seed=seed)
     return x.abs() + 20 if all_active else x
 
@@ -233,6 +237,9 @@ def _expect_matches_autograd(function: JacobianByHand, device: torch.device, wid
     call = f"{name_of(function, 'function')}(linear1, norm1, linear2, norm2, x)"
     for seed in (1, 2):
         layers, x = _random_branch(device, width, seed), _point(device, width, all_active, seed)
+        if all_active:  # where a unit would still be blocked, lift the last BatchNorm's shift: J_F stays the same
+            with torch.no_grad():
+                layers[3].bias += F.relu(1 - x - _branch(layers, x))
         result = _hand_jacobian(function, layers, x, call)
         expected = _autograd_jacobian(layers, x)
         if result.device.type != device.type:
