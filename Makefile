@@ -112,12 +112,14 @@ collect: $(STAMP)  ## unpack a course platform's zip: A=<assignment> ZIP=<downlo
 
 J ?= 1
 
+# one line, so that make's echo of the command is one printable line
+AUTOGRADE_OPTIONS = --jobs $(J) $(if $(WALL),--wall $(WALL)) $(if $(MEMORY_GB),--memory-gb $(MEMORY_GB)) \
+	$(if $(filter 1,$(REQUIRE_GPU)),--require-gpu) $(if $(STUDENTS),--students $(STUDENTS))
+
 autograde: $(STAMP)  ## grade submitted/<student>/$(A)/ (A="a b", or all): isolated, J=<n> at once, report.csv [REQUIRE_GPU=1]
 	@test -n "$(A)" || { echo "usage: make autograde A=<assignment> [J=2] [WALL=<seconds>] [MEMORY_GB=<GiB>] [REQUIRE_GPU=1]," \
 		"A one or more of: $(ASSIGNMENTS), or all"; exit 2; }
-	$(BIN)/python -m autograder.grading $(A) --jobs $(J) $(if $(WALL),--wall $(WALL)) \
-		$(if $(MEMORY_GB),--memory-gb $(MEMORY_GB)) \
-		$(if $(filter 1,$(REQUIRE_GPU)),--require-gpu) $(if $(STUDENTS),--students $(STUDENTS))
+	$(BIN)/python -m autograder.grading $(A) $(AUTOGRADE_OPTIONS)
 
 # A=all: every assignment that has autograded submissions
 FEEDBACK_FOR = $(if $(filter all,$(A)),$(foreach a,$(ASSIGNMENTS),$(if $(wildcard $(GRADING_ROOT)/autograded/*/$(a)),$(a))),$(A))
