@@ -1,4 +1,5 @@
-"""Lesson 08's checks: residual models in any style pass; over-budget, softmax and shortcut-free models fail."""
+"""Lesson 09's checks: residual models in any style pass; over-budget, softmax and shortcut-free models fail; the
+ablation is graded for being the same network, for its numbers, and for whether the design needs its shortcuts."""
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from fixtures.capstone import (
 )
 from torch import nn
 
+from residual_course import grading_policy
 from residual_course.checks.capstone import (
     ABLATION_OUTCOMES,
     check_ablation,
@@ -29,7 +31,7 @@ from residual_course.checks.capstone import (
 from residual_course.checks.report import CheckFailed
 from residual_course.data import load_dataset
 from residual_course.formulas import count_parameters
-from residual_course.grading_policy import GRADING_RECIPE, grading_accuracy
+from residual_course.grading_policy import GRADING_RECIPE, Bands, grading_ablation, grading_accuracy, grading_bands
 from residual_course.training import History
 
 
@@ -134,6 +136,16 @@ class NarrowerWithoutShortcuts(SmallResNet):
         super().__init__(widths=(16, 32, 64) if shortcuts else (16, 32, 48), skip=shortcuts)
 
 
+class ZeroInitEvenWithoutShortcuts(SmallResNet):
+    """Wrong: each branch's last gamma zeroed in the ablation too, so MyResNet(shortcuts=False) starts dead."""
+
+    def __init__(self, shortcuts: bool = True):
+        super().__init__(skip=shortcuts)
+        for block in self.features:
+            if hasattr(block, "branch"):
+                nn.init.zeros_(block.branch[-1].weight)
+
+
 def ablation_failing(capsys, *args, **kwargs) -> tuple[set[str], str]:
     with pytest.raises(CheckFailed) as failure:
         check_ablation(*args, **kwargs)
@@ -157,7 +169,8 @@ def test_the_ablation_check_names_the_model_and_takes_its_options_by_name(capsys
 
 
 @pytest.mark.parametrize(("model", "hint"), [(IgnoresItsArgument, "still adds two computed tensors 3 time(s)"),
-                                             (NarrowerWithoutShortcuts, "has a parameter of shape")])
+                                             (NarrowerWithoutShortcuts, "has a parameter of shape"),
+                                             (ZeroInitEvenWithoutShortcuts, "starts dead")])
 def test_an_ablation_that_keeps_its_shortcuts_or_changes_the_network_fails(model, hint, capsys):
     keys, printed = ablation_failing(capsys, model, only="removed")
     assert keys == {"removed"}
@@ -189,7 +202,7 @@ def test_a_design_below_the_validation_target_gets_a_hint_not_a_traceback(capsys
 @pytest.mark.parametrize(("reported", "outcome"), [
     ({"with shortcuts": 0.74, "without shortcuts": 0.52}, "shortcuts help"),
     ({"with shortcuts": 0.800, "without shortcuts": 0.795}, "about the same"),
-    ({"with shortcuts": 0.70, "without shortcuts": 0.75}, "shortcuts hurt"),
+    ({"with shortcuts": 0.65, "without shortcuts": 0.75}, "shortcuts hurt"),
 ])
 def test_the_ablation_prediction_is_judged_by_the_learners_own_numbers(reported, outcome, capsys):
     check_ablation_prediction(outcome, reported)
@@ -208,3 +221,67 @@ def test_an_unreadable_ablation_prediction_says_what_to_store(prediction, report
     with pytest.raises(CheckFailed):
         check_ablation_prediction(prediction, reported)
     assert hint in capsys.readouterr().out
+
+
+class NoShortcutAtAll(SmallResNet):
+    """Wrong: the ablation is honest, but MyResNet() itself adds no shortcut, so there is nothing to need."""
+
+    def __init__(self, shortcuts: bool = True):
+        super().__init__(skip=False)
+
+
+@pytest.fixture
+def tiny_fast_data(monkeypatch):
+    """The autograder's mode, on a data set small enough for a unit test's training runs."""
+    monkeypatch.setenv("RESIDUAL_COURSE_FAST", "1")
+    return load_dataset("fashion-mnist", train_size=512, test_size=256)
+
+
+def test_the_bands_are_those_of_the_recipe_that_runs(monkeypatch):
+    monkeypatch.setenv("RESIDUAL_COURSE_FAST", "1")
+    assert grading_bands() == grading_policy.BANDS["fast"]
+    monkeypatch.delenv("RESIDUAL_COURSE_FAST")
+    for variable in ("CI", "NBGRADER_EXECUTION"):
+        monkeypatch.delenv(variable, raising=False)
+    assert grading_bands() == grading_policy.BANDS["default"]
+    for bands in grading_policy.BANDS.values():
+        assert list(bands.accuracy) == sorted(bands.accuracy) and 0 < bands.shortcut_gap < min(bands.accuracy)
+
+
+def test_the_ablation_is_trained_once_for_both_checks_that_need_it(tiny_fast_data):
+    first = grading_ablation(AblatableResNet, tiny_fast_data)
+    assert first == (grading_accuracy(AblatableResNet, tiny_fast_data),
+                     grading_accuracy(lambda: AblatableResNet(shortcuts=False), tiny_fast_data))
+    assert grading_ablation(AblatableResNet, tiny_fast_data) is first
+    other = load_dataset("fashion-mnist", train_size=256, test_size=256)
+    assert grading_ablation(AblatableResNet, other) is not first
+
+
+@pytest.mark.parametrize(("gap", "passes"), [(-1.0, True), (1.0, False)])
+def test_the_shortcut_band_compares_the_graders_own_gap_with_the_band(gap, passes, tiny_fast_data, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setitem(grading_policy.BANDS, "fast", Bands((0.3, 0.4, 0.5), gap))
+    with_shortcuts, without = grading_ablation(AblatableResNet, tiny_fast_data)
+    if passes:
+        check_ablation(AblatableResNet, only="needed", data=tiny_fast_data)
+        assert f"PASS  AblatableResNet needs its shortcuts: without them it loses at least {gap:.2f}" in \
+            capsys.readouterr().out
+        return
+    keys, printed = ablation_failing(capsys, AblatableResNet, only="needed", data=tiny_fast_data)
+    assert keys == {"needed"}
+    assert f"with its shortcuts it reaches {with_shortcuts:.3f}, without them {without:.3f}" in printed
+    assert "go deeper at the same budget" in printed
+
+
+@pytest.mark.parametrize(("model", "hint"), [(IgnoresItsArgument, "still adds two computed tensors"),
+                                             (NoShortcutAtAll, "no addition of the form x + F(x)")])
+def test_the_shortcut_band_needs_a_residual_design_and_a_true_ablation(model, hint, tiny_fast_data, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setitem(grading_policy.BANDS, "fast", Bands((0.3, 0.4, 0.5), -1.0))  # any gap would do
+    keys, printed = ablation_failing(capsys, model, only="needed", data=tiny_fast_data)
+    assert keys == {"needed"} and hint in printed
+
+
+def test_the_shortcut_band_asks_for_the_development_data(capsys):
+    keys, printed = ablation_failing(capsys, AblatableResNet, only="needed")
+    assert keys == {"needed"} and "pass `development`" in printed
