@@ -1,5 +1,5 @@
 # Every workflow of the course is a target. Run `make help` for the list.
-# Instructors: A=<assignment> names a lesson folder, e.g. make autograde A=04_residual_blocks.
+# Instructors: A=<assignment> names a lesson folder, e.g. make autograde A=05_residual_blocks.
 
 PYTHON ?= python3
 VENV ?= .venv

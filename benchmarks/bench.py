@@ -1,7 +1,7 @@
 """`make bench`: how fast the course trains, measured beside a textbook loop, as one table written to results.md.
 
-Parts: 1, lesson 05's small ResNet trained by the course's `fit` and by a textbook loop, side by side in this process
-(same model, data, recipe and seed); 2, the gradient explorer's redraw time; 3, autograding seconds per
+Parts: 1, lesson 06's small ResNet trained by the course's `fit` and by a textbook loop, side by side in this process
+(same model, data, recipe and seed); 2, the two explorers' redraw times; 3, autograding seconds per
 submission, serial and parallel; 4, on a GPU, images/s and seconds to a target test accuracy. By default parts 1-3,
 and 4 when CUDA is there. `--tiny` runs seconds-long versions (parts 1, 2 and 4 on any device: the CI test);
 `benchmarks/device_run.sh` runs part 4 on the device machine. Speeds are reported, never asserted.
@@ -44,7 +44,7 @@ Row = tuple[str, str, str]  # (part, measurement, value): every part returns a l
 
 @dataclass(frozen=True)
 class Recipe:
-    """One training run of lesson 05's small ResNet: SGD with Nesterov momentum, one-cycle schedule, weight decay."""
+    """One training run of lesson 06's small ResNet: SGD with Nesterov momentum, one-cycle schedule, weight decay."""
 
     widths: tuple[int, ...]
     layers: tuple[int, ...]
@@ -74,13 +74,14 @@ class Recipe:
                 f"{len(data.train):,}/{len(data.test):,} images")
 
 
-CPU_RECIPE = Recipe((16, 32, 64), (1, 1, 1), epochs=3, steps_per_epoch=150, augment=False)  # lesson 05 on a CPU
-GPU_RECIPE = Recipe((32, 64, 128), (2, 2, 2), epochs=20, steps_per_epoch=None, augment=True)  # lesson 05 on a GPU
+CPU_RECIPE = Recipe((16, 32, 64), (1, 1, 1), epochs=3, steps_per_epoch=150, augment=False)  # lesson 06 on a CPU
+GPU_RECIPE = Recipe((32, 64, 128), (2, 2, 2), epochs=20, steps_per_epoch=None, augment=True)  # lesson 06 on a GPU
 TINY_RECIPE = Recipe((8, 16, 32), (1, 1, 1), epochs=2, steps_per_epoch=4, augment=True)
 GPU_COMPARE_EPOCHS = 2  # the textbook loop is slow: images/s of both loops over the first epochs only
 TARGETS = {"fashion-mnist": 0.93, "mnist": 0.995}
-WIDGET_DEPTHS, WIDGET_REPEATS, TINY_WIDGET = (20, 50, 100), 15, ((20,), 2)
-AUTOGRADE_ASSIGNMENT, AUTOGRADE_COPIES, AUTOGRADE_JOBS = "04_residual_blocks", 4, 2
+WIDGET_DEPTHS, WIDGET_REPEATS, TINY_WIDGET = (20, 50, 100), 15, ((20,), 2, 20)
+SHORTCUT_DEPTH = 50  # where issue 25 asks the shortcut explorer to redraw within 100 ms
+AUTOGRADE_ASSIGNMENT, AUTOGRADE_COPIES, AUTOGRADE_JOBS = "05_residual_blocks", 4, 2
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def seeded_model(recipe: Recipe, data: DataSet, seed: int) -> nn.Module:
 
 
 def course_run(recipe: Recipe, data: DataSet, seed: int = 0, compile: bool | None = None) -> Run:
-    """The course's `fit` with lesson 05's recipe, on the data's device."""
+    """The course's `fit` with lesson 06's recipe, on the data's device."""
     history = fit(seeded_model(recipe, data, seed), data, epochs=recipe.epochs, lr=recipe.lr, optimizer="nesterov",
                   schedule="one-cycle", weight_decay=recipe.weight_decay, batch_size=recipe.batch_size, seed=seed,
                   max_steps_per_epoch=recipe.steps_per_epoch, augment=shift_and_flip if recipe.augment else None,
@@ -198,9 +199,13 @@ def trainer_rows(recipe: Recipe, data: DataSet, seed: int = 0) -> list[Row]:
     ]
 
 
-def widget_rows(depths: Sequence[int] = WIDGET_DEPTHS, repeats: int = WIDGET_REPEATS) -> list[Row]:
-    """Part 2: the gradient explorer's redraw beside the old way, as benchmarks/widget_redraw.py measures them."""
+def widget_rows(depths: Sequence[int] = WIDGET_DEPTHS, repeats: int = WIDGET_REPEATS,
+                shortcut_depth: int = SHORTCUT_DEPTH) -> list[Row]:
+    """Part 2: the gradient explorer's redraw beside the old way, as benchmarks/widget_redraw.py measures them, and
+    the shortcut explorer's (lesson 04) in each view and normalisation."""
     import widget_redraw  # here, not at the top: part 4 runs on machines without ipywidgets or nbformat
+
+    from residual_course.widgets import ShortcutExplorer
 
     test = load_dataset("fashion-mnist", device="cpu", train_size=1, test_size=widget_redraw.BATCH_SIZE).test
     explorer = widget_redraw.GradientExplorer(test.images, test.labels)
@@ -223,6 +228,19 @@ def widget_rows(depths: Sequence[int] = WIDGET_DEPTHS, repeats: int = WIDGET_REP
                                  "the old redraw, a new Figure with tight_layout and a default PNG each time: median "
                                  f"{statistics.median(old):.3f} s, p90 {statistics.quantiles(old, n=10)[-1]:.3f} s)",
                      f"{statistics.median(moved):.3f} s"))
+    shortcuts = ShortcutExplorer()
+    for view in ShortcutExplorer.VIEWS:
+        for norm in ("batch", "none"):
+            shortcuts.view_dropdown.value, shortcuts.norm_dropdown.value = view, norm
+            moved, networks = widget_redraw.depth_move_seconds(shortcuts, shortcut_depth, repeats)
+            whole = widget_redraw.full_redraw_seconds(shortcuts, shortcut_depth, repeats)
+            rows.append(("2 widget", f"shortcut explorer redraw at depth {shortcut_depth}, view {view}, norm {norm}, "
+                                     f"CPU, depth slider moved by one block: median of {repeats} (p90 "
+                                     f"{statistics.quantiles(moved, n=10)[-1]:.3f} s; the networks' share: median "
+                                     f"{statistics.median(networks):.3f} s; whole figure drawn: median "
+                                     f"{statistics.median(whole):.3f} s, p90 "
+                                     f"{statistics.quantiles(whole, n=10)[-1]:.3f} s)",
+                         f"{statistics.median(moved):.3f} s"))
     return rows
 
 

@@ -4,7 +4,7 @@
     bash benchmarks/device_proof.sh   # on a machine with a CUDA GPU (see that script for the device tool's call)
 
 1. checks: every solution notebook, visible checks and hidden tests, with a GPU required; each check's device.
-2. a class: the lesson cases' submissions (solved, typical mistakes) and lesson 04's hostile corpus,
+2. a class: the lesson cases' submissions (solved, typical mistakes) and lesson 05's hostile corpus,
    graded with the GPU required at J=8, then the first few again at J=1; seconds per submission, the speed-up, and
    every score against the score the CPU gives it (the one tests/ asserts in CI).
 3. the trainer: `make bench` part 4 (images/s of fit() and of a textbook loop, seconds to 93% test accuracy).
@@ -37,8 +37,8 @@ from autograder.grading import gpu_check  # noqa: E402
 
 GPU_JOBS, CPU_JOBS = 8, 2
 SERIAL_SUBMISSIONS = 8  # graded again one at a time, for the speed-up (1 in the small version)
-TINY_LESSONS = ("04_residual_blocks",)
-TINY_CLASS = ("solver", "l04-mistakes-1")
+TINY_LESSONS = ("05_residual_blocks",)
+TINY_CLASS = ("solver", "l05-mistakes-1")
 
 
 def points(assignment: str) -> dict[str, float]:
@@ -158,7 +158,7 @@ def part_bench(tiny: bool, output: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true", help="lesson 04 only, two submissions (implied without GPU)")
+    parser.add_argument("--tiny", action="store_true", help="lesson 05 only, two submissions (implied without GPU)")
     parser.add_argument("--output", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir()))
                         / "results-device-proof.md", help="where part 3 writes its table")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Lesson 05's small ResNet for the benchmarks, from torchvision's BasicBlock: outside the package, not a solution."""
+"""Lesson 06's small ResNet for the benchmarks, from torchvision's BasicBlock: outside the package, not a solution."""
 
 from __future__ import annotations
 

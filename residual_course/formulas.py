@@ -64,7 +64,7 @@ def residual_mlp_block_params(width: int, bias: bool = True) -> int:
     return 2 * width * width + (2 * width if bias else 0) + 2 * 2 * width
 
 
-# ---------------------------------------------------------------- lesson 04: residual blocks
+# ---------------------------------------------------------------- lesson 05: residual blocks
 
 def basic_block_params(in_channels: int, out_channels: int, stride: int = 1) -> int:
     """Two bias-free 3x3 convs, two BatchNorms, plus a 1x1 conv + BN projection when the shape changes."""
@@ -112,7 +112,7 @@ def _tv_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Modul
     return nn.Sequential(tv.conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-# ---------------------------------------------------------------- lesson 05: a ResNet's parts and the whole
+# ---------------------------------------------------------------- lesson 06: a ResNet's parts and the whole
 
 def gap_head_params(in_channels: int, num_classes: int) -> int:
     """Global average pooling has no parameters: only the Linear layer's weights and biases count."""
@@ -155,7 +155,7 @@ def resnet_params(block_params: Callable[[int, int, int], int], layers: Sequence
     return stem_params(in_channels, widths[0], small_input) + blocks + gap_head_params(widths[-1], num_classes)
 
 
-# ---------------------------------------------------------------- lesson 07: ResNeXt and DenseNet
+# ---------------------------------------------------------------- lesson 08: ResNeXt and DenseNet
 
 def resnext_block_params(in_channels: int, out_channels: int, cardinality: int, bottleneck_width: int,
                          stride: int = 1, groups: int | None = None) -> int:

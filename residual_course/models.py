@@ -40,7 +40,7 @@ class MLP(nn.Sequential):
 class ResidualLinear(nn.Module):
     """x + linear(act(norm(x))): the identity path lets the gradient skip the shrinking derivatives.
 
-    The pre-activation form of lesson 04's PreActBlock (norm and activation before the layer, nothing after the
+    The pre-activation form of lesson 05's PreActBlock (norm and activation before the layer, nothing after the
     addition): with a sigmoid after the addition the identity path would pass through sigmoid' <= 1/4 again.
     """
 

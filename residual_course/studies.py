@@ -41,7 +41,7 @@ class Recipe:
 # 5,000-image class-balanced subset: long enough for the curves to settle (the last 10% of epochs move the
 # training loss by under 0.02), 30 s per 32-layer run on a 2-core CPU.
 MLP_RECIPE = Recipe(train_size=5000, epochs=30, lr=0.02)
-# Lesson 06 (CNNs of 8, 20 and 32 layers): Adam with one-cycle to 3e-3, 8 epochs of the same subset.
+# Lesson 07 (CNNs of 8, 20 and 32 layers): Adam with one-cycle to 3e-3, 8 epochs of the same subset.
 CNN_RECIPE = Recipe(train_size=5000, epochs=8, lr=3e-3, optimizer="adam")
 SEEDS = (0, 1, 2)
 

@@ -1,23 +1,27 @@
 """The course's explorers (the gradient explorer: learners turn the knobs of a deep MLP and watch its per-layer
-gradients respond), each listed in EXPLORERS, and working with ipywidgets 7.7 (Colab's) and 8 (JupyterLab's)."""
+gradients respond; the shortcut explorer: shattered gradients and the residual stream's variance), each listed in
+EXPLORERS, and working with ipywidgets 7.7 (Colab's) and 8 (JupyterLab's)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 import ipywidgets as widgets
 import numpy as np
 import PIL.Image
 import torch
 from IPython.display import display
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from residual_course import shattered
+from residual_course.diagnostics import stream_variances
 from residual_course.gradients import first_to_last_ratio, gradient_profile
 from residual_course.models import ACTIVATIONS, INITS, NORMS, make_mlp, shallower_mlp
 from residual_course.plots import GRAD_NORM_FLOOR, GRAD_NORM_LABEL, LAYER_LABEL, grad_norm_points, style_grad_norm_axes
@@ -31,6 +35,7 @@ PALETTE_COLORS = 64  # a line plot's few colours and their anti-aliased edges: a
 WIDEST_TICK_RANGE = (GRAD_NORM_FLOOR, 1e3)  # y limits whose tick labels are the widest, for the fixed margins
 LAYER_TICKS = 5  # at most this many layer ticks: plenty for a 480-pixel panel, and each label costs ~1 ms to draw
 MODELS_KEPT = 4  # deepest models kept for reuse, by width, activation, norm and skip: up to 16 MB each at width 256
+EXPLORER_WIDTH, EXPLORER_LAGS = 64, 32  # the shortcut explorer's networks: a third of lesson 04's width, quicker
 
 EXPLORERS: list[type[Explorer]] = []  # every explorer of the course: the tests build and drive each one they find here
 
@@ -168,22 +173,28 @@ class GradientExplorer(Explorer):
         moving = [artist for ax in figure.axes  # in the full draw's order: the spines cover the lines' markers
                   for artist in (*ax.get_lines(), *ax.spines.values())]
         shown = (figure.axes[0].get_ylim(), *(ax.get_xlim() for ax in figure.axes))  # the y limits are shared
-        kept_shown, background, palette = self._backgrounds.get(len(figure.axes), (None, None, None))
-        if shown == kept_shown:
-            figure.canvas.restore_region(background)
-        else:
-            for artist in moving:
-                artist.set_visible(False)
-            figure.canvas.draw()
-            background, palette = figure.canvas.copy_from_bbox(figure.bbox), None
-            for artist in moving:
-                artist.set_visible(True)
+        return _blit_png(figure, moving, shown, self._backgrounds, len(figure.axes))
+
+
+def _blit_png(figure: Figure, moving: list[Artist], shown: tuple, backgrounds: dict, key: Hashable) -> bytes:
+    """The figure as a PNG, `moving` drawn over the pixels kept under `key` while the axes' limits are still `shown`;
+    otherwise all of it drawn again without `moving`, and those pixels (and their palette) kept for the next redraws."""
+    kept_shown, background, palette = backgrounds.get(key, (None, None, None))
+    if shown == kept_shown:
+        figure.canvas.restore_region(background)
+    else:
         for artist in moving:
-            artist.axes.draw_artist(artist)
-        if palette is None:  # the palette of a frame with its axes drawn again serves the frames that keep them
-            palette = _palette(figure)
-            self._backgrounds[len(figure.axes)] = shown, background, palette
-        return _encode_png(figure, palette)
+            artist.set_visible(False)
+        figure.canvas.draw()
+        background, palette = figure.canvas.copy_from_bbox(figure.bbox), None
+        for artist in moving:
+            artist.set_visible(True)
+    for artist in moving:
+        artist.axes.draw_artist(artist)
+    if palette is None:  # the palette of a frame with its axes drawn again serves the frames that keep them
+        palette = _palette(figure)
+        backgrounds[key] = shown, background, palette
+    return _encode_png(figure, palette)
 
 
 def _panels(count: int) -> Figure:
@@ -293,3 +304,158 @@ def _quick_small_cpu_pass(device: torch.device) -> Iterator[None]:
 def _describe_ratio(ratio: float) -> str:
     """A ratio for the caption; an exact zero means the gradient fell below float32's smallest number."""
     return "0 (the first layer's gradient underflowed float32)" if ratio == 0 else f"{ratio:.2e}"
+
+
+class ShortcutExplorer(Explorer):
+    """Depth, skip connections, normalisation and branch scale -> the shattered-gradient view (dy/dx along a
+    one-number input, and its autocorrelation: Balduzzi et al. 2017) or the residual stream's variance per block.
+
+    The networks are lesson 04's (`shattered.network`), EXPLORER_WIDTH units wide so that a redraw stays quick: one
+    network per normalisation, the deepest the slider offers, cut to the depth shown (a shallower network is exactly
+    a deeper one's first units), the plain one and the residual one sharing its weights. Every axis of the shattered
+    view has fixed limits, and the stream view's change only when the variances leave them, so most redraws draw the
+    lines again over kept pixels, as the gradient explorer does.
+    """
+
+    VIEWS = ("shattered gradients", "stream variance")
+    SCALES = {"1": lambda depth: 1.0, "1/√depth": lambda depth: depth**-0.5, "0 (SkipInit, ReZero)": lambda depth: 0.0}
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.depth_slider = widgets.IntSlider(24, min=1, max=100, description="depth", continuous_update=False,
+                                              layout=widgets.Layout(width="400px"))
+        self.scale_dropdown = widgets.Dropdown(options=tuple(self.SCALES), description="branch scale",
+                                               style={"description_width": "initial"})
+        self.norm_dropdown = widgets.Dropdown(options=shattered.NORMS, description="norm")
+        self.view_dropdown = widgets.Dropdown(options=self.VIEWS, description="view")
+        self.skip_checkbox = widgets.Checkbox(True, description="compare with skip connections", indent=False,
+                                              layout=widgets.Layout(width="auto"))
+        self.controls = (self.depth_slider, self.scale_dropdown, self.norm_dropdown, self.view_dropdown,
+                         self.skip_checkbox)
+        for control in self.controls:
+            control.observe(lambda change: self.update(), names="value")
+        self.plot = widgets.Image(format="png")
+        self.caption = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HBox(self.controls[:2]), widgets.HBox(self.controls[2:]), self.plot,
+                                    self.caption])
+        self.points = shattered.input_points()
+        self._networks: dict[str, shattered.ScalarNetwork] = {}
+        self._figures: dict[tuple[str, int], Figure] = {}
+        # by view and panel count: (the limits of every axis they show, their pixels, the palette of the frame)
+        self._backgrounds: dict[tuple[str, int], tuple[tuple, object, PIL.Image.Image]] = {}
+        self.update()
+
+    @classmethod
+    def from_batch(cls, images: Tensor, labels: Tensor) -> ShortcutExplorer:
+        """Its input is one number, not an image: the batch is not needed."""
+        return cls()
+
+    def update(self) -> dict[str, np.ndarray]:
+        """Measure and redraw for the current controls; returns what each panel shows, by label ("plain",
+        "residual"): dy/dx at each point, or the stream's variance entering each block and after the last."""
+        start = time.perf_counter()
+        labels = ("plain", "residual") if self.skip_checkbox.value else ("plain",)
+        view = self.view_dropdown.value
+        with _quick_small_cpu_pass(self.points.device):
+            values = {label: self._measure(label == "residual", view) for label in labels}
+        self.last_model_seconds = time.perf_counter() - start
+        key = (view, len(values))
+        if key not in self._figures:
+            self._figures[key] = _shortcut_panels(view, tuple(values))
+        self.figure = self._figures[key]
+        if view == self.VIEWS[0]:
+            self._show_gradients(values)
+        else:
+            self._show_variances(values)
+        self.plot.value = self._render_png(key)
+        width, height = self.figure.canvas.get_width_height()
+        self.plot.layout.width, self.plot.layout.height = f"{width}px", f"{height}px"
+        self.last_redraw_seconds = time.perf_counter() - start
+        return values
+
+    def _network(self, skip: bool) -> shattered.ScalarNetwork:
+        """The deepest network of the current normalisation, cut to the depth shown, with or without skips."""
+        norm = self.norm_dropdown.value
+        if norm not in self._networks:
+            self._networks[norm] = shattered.network(self.depth_slider.max, skip, norm, width=EXPLORER_WIDTH,
+                                                     seed=self.seed)
+        depth = self.depth_slider.value
+        return self._networks[norm].configure(depth, skip, self.SCALES[self.scale_dropdown.value](depth))
+
+    def _measure(self, skip: bool, view: str) -> np.ndarray:
+        """dy/dx along the input, or the stream's variances, of one network."""
+        network = self._network(skip)
+        if view == self.VIEWS[0]:
+            return shattered.derivative(network, self.points).numpy()
+        return np.array(stream_variances(network.running(), network.first(self.points)))
+
+    def _show_gradients(self, gradients: dict[str, np.ndarray]) -> None:
+        """Each panel: dy/dx scaled to its largest size (its shape is the point), and its autocorrelation."""
+        correlations = {}
+        for column, (label, gradient) in enumerate(gradients.items()):
+            top, bottom = self.figure.axes[column], self.figure.axes[len(gradients) + column]  # row by row
+            largest = np.abs(gradient).max()
+            top.get_lines()[0].set_ydata(gradient / largest if largest > 0 else gradient)
+            # its autocorrelation at lags 0..EXPLORER_LAGS (lesson 04's learners write their own: no function here)
+            centred = gradient.astype(np.float64) - gradient.mean()
+            energy = centred @ centred
+            full = np.correlate(centred, centred, mode="full")[len(centred) - 1: len(centred) + EXPLORER_LAGS]
+            correlations[label] = full / energy if energy > 0 else np.zeros(EXPLORER_LAGS + 1)
+            bottom.get_lines()[0].set_ydata(correlations[label])
+        lag_one = ", ".join(f"{label} {_describe_correlation(values[1])}" for label, values in correlations.items())
+        self.caption.value = f"lag-1 autocorrelation of dy/dx over {len(self.points)} inputs: {lag_one}"
+
+    def _show_variances(self, variances: dict[str, np.ndarray]) -> None:
+        """Each panel: the variance entering each block, on a log axis whose limits move only when they must."""
+        for ax, values in zip(self.figure.axes, variances.values(), strict=True):
+            ax.get_lines()[0].set_data(np.arange(len(values)), values)
+            ax.set_xlim(0, _layer_axis_end(ax, max(len(values) - 1, 1)))
+        plotted = np.concatenate(list(variances.values()))
+        kept = self._backgrounds.get((self.VIEWS[1], len(variances)))
+        self.figure.axes[0].set_ylim(_y_limits(plotted, kept[0][0][1] if kept else None))  # shared by the panels
+        growth = ", ".join(f"{label} ×{values[-1] / values[0]:.3g}" for label, values in variances.items())
+        self.caption.value = f"the stream's variance after the last block over its variance at the first: {growth}"
+
+    def _render_png(self, key: tuple[str, int]) -> bytes:
+        """The figure as a PNG, its lines drawn over kept pixels unless an axis's limits changed (then all of it)."""
+        figure = self.figure
+        moving = [artist for ax in figure.axes for artist in (*ax.get_lines()[:1], *ax.spines.values())]
+        shown = tuple((ax.get_xlim(), ax.get_ylim()) for ax in figure.axes)
+        return _blit_png(figure, moving, shown, self._backgrounds, key)
+
+
+def _shortcut_panels(view: str, labels: tuple[str, ...]) -> Figure:
+    """The explorer's panels for a view, laid out once: two rows (dy/dx, its autocorrelation) or one (variances)."""
+    rows = 2 if view == ShortcutExplorer.VIEWS[0] else 1
+    figure = Figure(figsize=(len(labels) * PANEL_WIDTH_PX / DPI, rows * PANEL_HEIGHT_PX * 0.75 / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, len(labels), squeeze=False, sharey="row")
+    for column, label in enumerate(labels):
+        if rows == 2:
+            top, bottom = grid[0, column], grid[1, column]
+            top.plot(shattered.input_points()[:, 0].numpy(), np.zeros(shattered.POINTS), lw=0.8)
+            top.set(xlim=shattered.INTERVAL, ylim=(-1.1, 1.1), xlabel="input x", title=label)
+            bottom.plot(np.arange(EXPLORER_LAGS + 1), np.zeros(EXPLORER_LAGS + 1), marker=".")
+            bottom.axhline(0, color="0.6", lw=0.8, zorder=1)  # under the curve, as a redraw over kept pixels has it
+            bottom.set(xlim=(-0.5, EXPLORER_LAGS + 0.5), ylim=(-1.1, 1.1), xlabel="lag (points apart)")
+            if column == 0:
+                top.set_ylabel("dy/dx (÷ its largest)")
+                bottom.set_ylabel("autocorrelation")
+            top.tick_params(labelleft=True)
+            bottom.tick_params(labelleft=True)
+        else:
+            ax = grid[0, column]
+            ax.plot([], [], marker=".", ms=3)
+            ax.set(yscale="log", xlabel="block", title=label, ylim=(0.1, 1e3))
+            ax.xaxis.get_major_locator().set_params(integer=True, nbins=LAYER_TICKS)
+            ax.tick_params(labelleft=True)
+            if column == 0:
+                ax.set_ylabel("variance of the stream")
+    figure.tight_layout()
+    return figure
+
+
+def _describe_correlation(value: float) -> str:
+    """A lag-1 autocorrelation for the caption, with what it resembles."""
+    kind = "smooth" if value > 0.7 else "noisy" if value > 0.3 else "like white noise"
+    return f"{value:.2f} ({kind})"

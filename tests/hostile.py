@@ -14,7 +14,7 @@ import nbformat
 from cases.residual_blocks import CASE, RELU_BEFORE_ADD
 from test_autograde import make_submission
 
-ASSIGNMENT = "04_residual_blocks"
+ASSIGNMENT = "05_residual_blocks"
 FULL = float(CASE.full_marks)
 HONEST = FULL - 2  # the ReLU-before-the-add mistake fails only 'basic-block-relu-after-add' (2 points)
 WALL_SECONDS = 60
@@ -267,7 +267,7 @@ import pathlib as _pathlib
 _found = ""
 for _top in ("/tmp", "/root", "/home", "/work", "/srv", "/opt", "/var", "/mnt"):
     try:
-        for _path in _pathlib.Path(_top).rglob("04_residual_blocks*.ipynb"):
+        for _path in _pathlib.Path(_top).rglob("05_residual_blocks*.ipynb"):
             _text = _path.read_text(errors="ignore")
             if "BEGIN SOLUTION" in _text:
                 _found = _text

@@ -3,7 +3,7 @@
 Every lesson is graded in one batch: a student who solved it (full marks) and students with its typical mistakes
 (tests/cases/, up to three per notebook), who must lose exactly the points of the cells that test the broken
 properties. An untouched lesson earning nothing is checked where it costs less: tests/test_notebooks.py runs every
-released lesson (each graded check must fail), and the hostile corpus grades an untouched lesson 04 end to end.
+released lesson (each graded check must fail), and the hostile corpus grades an untouched lesson 05 end to end.
 """
 
 import csv
@@ -123,8 +123,8 @@ def test_feedback_is_written_for_every_submission_and_names_the_broken_property(
         for student in students(case):
             page = graded / "feedback" / student / case.assignment / f"{case.assignment}.html"
             assert page.exists(), page
-    page = graded / "feedback" / "l04-mistakes-1" / "04_residual_blocks" / "04_residual_blocks.html"
-    if page.exists():  # absent when GRADING_CASES leaves lesson 04 out
+    page = graded / "feedback" / "l05-mistakes-1" / "05_residual_blocks" / "05_residual_blocks.html"
+    if page.exists():  # absent when GRADING_CASES leaves lesson 05 out
         assert "no ReLU runs after the addition" in page.read_text()
 
 
@@ -151,7 +151,7 @@ def test_grades_and_feedback_go_back_to_moodle_keyed_by_the_ids_collect_kept(gra
 
 
 DROP_IN_REASONS = {"l01-drop-in-gradient-profile": "changed the gradients", "l02-drop-in-make-mlp": "ready-made",
-                   "l04-drop-in-torchvision": "ready-made", "l05-drop-in-convnet": "ready-made"}
+                   "l05-drop-in-torchvision": "ready-made", "l06-drop-in-convnet": "ready-made"}
 
 
 @pytest.mark.parametrize(("case", "student", "drop_in"), [

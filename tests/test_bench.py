@@ -67,7 +67,7 @@ def test_small_resnet_has_the_lesson_models_parameter_count() -> None:
         model = SmallResNet(recipe.widths, recipe.layers)
         assert count_parameters(model) == resnet_params(basic_block_params, recipe.layers, num_classes=10,
                                                         in_channels=1, small_input=True, widths=recipe.widths)
-    assert count_parameters(SmallResNet()) == 77_754  # what lesson 05 prints for its CPU model
+    assert count_parameters(SmallResNet()) == 77_754  # what lesson 06 prints for its CPU model
     assert SmallResNet()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
@@ -121,6 +121,6 @@ def test_the_device_proof_runs_its_cpu_parts_here_and_says_what_needs_a_gpu(tmp_
     printed = done.stdout + done.stderr
     assert done.returncode == 0, printed[-4000:]
     assert "No CUDA GPU here" in printed and "run benchmarks/device_proof.sh there" in printed
-    assert "04_residual_blocks: all cells passed" in printed and "ran on cpu (no GPU found)" in printed
-    assert "04_residual_blocks: 2 in" in printed and "every score equals its CPU score" in printed
+    assert "05_residual_blocks: all cells passed" in printed and "ran on cpu (no GPU found)" in printed
+    assert "05_residual_blocks: 2 in" in printed and "every score equals its CPU score" in printed
     assert "speed-up" in printed and (tmp_path / "results.md").exists()

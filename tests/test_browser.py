@@ -1,14 +1,17 @@
-"""The course in a real browser: JupyterLab, lesson 01 run top to bottom, the widget moved, the formgrader listed."""
+"""The course in a real browser: JupyterLab, lessons 01 and 04 run top to bottom, their explorers moved, the formgrader
+listed."""
 
+import contextlib
 import os
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 
 import nbformat
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, REPOSITORY, SCREENSHOTS, jupyterlab, status_of
-from cases.residual_blocks import CASE as LESSON_04
+from cases.residual_blocks import CASE as LESSON_05
 from notebooks import ASSIGNMENTS
 from test_autograde import make_submission
 
@@ -63,17 +66,28 @@ def git_status() -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
-def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
-    """`make lab` on a copy of lesson 01, solved: a quiet view; run all; move the depth slider and the skip toggle."""
+def redrawn(page, change) -> float:
+    """Seconds from a control's change to the new plot on the page."""
+    before = plot_source(page)
+    start = time.perf_counter()
+    change()
+    page.wait_for_function("old => document.querySelector('.widget-image').src !== old", arg=before,
+                           timeout=30_000)
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def lesson_run_in_lab(browser, tmp_path, lesson: str, run_seconds: float = 180) -> Iterator:
+    """`make lab` on a solved copy of `lesson` in fast mode: a quiet view, then every cell run without an error;
+    yields the page with the lesson's first plot shown."""
     lessons = tmp_path / "lessons"
-    (lessons / LESSON).mkdir(parents=True)
-    nbformat.write(make_submission(LESSON, ()), lessons / LESSON / f"{LESSON}.ipynb")
+    (lessons / lesson).mkdir(parents=True)
+    nbformat.write(make_submission(lesson, ()), lessons / lesson / f"{lesson}.ipynb")
     SCREENSHOTS.mkdir(exist_ok=True)
-    checkout_before = git_status()
     with jupyterlab(tmp_path, "lab", {"LESSONS_DIR": str(lessons), "RESIDUAL_COURSE_FAST": "1"}) as (base, token):
         assert status_of(f"{base}/formgrader?token={token}") == 404, "students must not get the formgrader"
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/{LESSON}/{LESSON}.ipynb?token={token}")
+        page.goto(f"{base}/lab/tree/{lesson}/{lesson}.ipynb?token={token}")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)  # the kernel is connected
         page.wait_for_timeout(2000)  # time for a news toast or a late "modified" mark to appear, if any would
         menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
@@ -83,46 +97,59 @@ def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
         assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening a lesson must not modify it"
         page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
-        wait_until_all_cells_ran(page)
+        wait_until_all_cells_ran(page, run_seconds)
+        assert error_outputs(page) == []
+        page.locator(".widget-image").first.scroll_into_view_if_needed()
+        page.wait_for_function("() => (document.querySelector('.widget-image') || {}).src", timeout=60_000)
+        yield page
         assert error_outputs(page) == []
 
+
+def test_lesson_01_runs_in_jupyterlab_and_its_widget_redraws(browser, tmp_path):
+    """Lesson 01 in JupyterLab: run all; move the depth slider and the skip toggle; the checkout stays untouched."""
+    checkout_before = git_status()
+    with lesson_run_in_lab(browser, tmp_path, LESSON) as page:
         plot = page.locator(".widget-image").first
-        plot.scroll_into_view_if_needed()
-        page.wait_for_function("() => (document.querySelector('.widget-image') || {}).src", timeout=60_000)
         page.screenshot(path=SCREENSHOTS / "lesson01_explorer_depth20.png")
         first = plot.screenshot()
-
-        seconds = []
-        for value in [50, 49] * 10 + [50]:
-            before = plot_source(page)
-            start = time.perf_counter()
-            set_slider(page, "depth", value)
-            page.wait_for_function("old => document.querySelector('.widget-image').src !== old", arg=before,
-                                   timeout=30_000)
-            seconds.append(time.perf_counter() - start)
+        seconds = [redrawn(page, lambda v=value: set_slider(page, "depth", v)) for value in [50, 49] * 10 + [50]]
         median = statistics.median(seconds[1:])
         print(f"slider change to new plot at depth 50: median {median:.3f} s over {len(seconds) - 1} moves")
         at_depth_50 = plot.screenshot()
         assert at_depth_50 != first
         page.screenshot(path=SCREENSHOTS / "lesson01_explorer_depth50.png")
-
-        before = plot_source(page)
-        page.locator(".widget-checkbox input[type=checkbox]").first.click()
-        page.wait_for_function("old => document.querySelector('.widget-image').src !== old", arg=before,
-                               timeout=30_000)
+        redrawn(page, lambda: page.locator(".widget-checkbox input[type=checkbox]").first.click())
         assert plot.screenshot() != at_depth_50
         page.screenshot(path=SCREENSHOTS / "lesson01_explorer_plain_only.png")
-        assert error_outputs(page) == []
     assert git_status() == checkout_before, "a JupyterLab session must leave the checkout as it found it"
+
+
+def test_lesson_04_runs_in_jupyterlab_and_its_shortcut_explorer_redraws(browser, tmp_path):
+    """Lesson 04 in JupyterLab: run all; move the shortcut explorer's depth, view, norm, branch scale and skip."""
+    with lesson_run_in_lab(browser, tmp_path, "04_why_shortcuts_work", run_seconds=300) as page:
+        plot = page.locator(".widget-image").first
+        first = plot.screenshot()
+        seconds = [redrawn(page, lambda v=value: set_slider(page, "depth", v)) for value in [50, 49] * 5 + [50]]
+        median = statistics.median(seconds[1:])
+        print(f"shortcut explorer, slider change to new plot at depth 50: median {median:.3f} s")
+        at_depth_50 = plot.screenshot()
+        assert at_depth_50 != first
+        page.screenshot(path=SCREENSHOTS / "lesson04_shortcut_explorer_depth50.png")
+        for description, option in (("view", "stream variance"), ("norm", "none"), ("branch scale", "1/√depth")):
+            select = page.locator(f".widget-dropdown:has(label:text-is('{description}')) select")
+            redrawn(page, lambda select=select, option=option: select.select_option(label=option))
+        page.screenshot(path=SCREENSHOTS / "lesson04_shortcut_explorer_stream.png")
+        redrawn(page, lambda: page.locator(".widget-checkbox input[type=checkbox]").first.click())
+        assert plot.screenshot() != at_depth_50
 
 
 def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_the_course_driver(browser, tmp_path):
     """`make formgrader` opens on the formgrader, from a ?token= link in a fresh browser, lists every assignment,
     shows no exchange warning, and its per-student Autograde button grades through the course's driver."""
     grading = tmp_path / "grading"
-    submission = grading / "submitted" / "ann" / "04_residual_blocks" / "04_residual_blocks.ipynb"
+    submission = grading / "submitted" / "ann" / "05_residual_blocks" / "05_residual_blocks.ipynb"
     submission.parent.mkdir(parents=True)
-    nbformat.write(make_submission("04_residual_blocks", ()), submission)
+    nbformat.write(make_submission("05_residual_blocks", ()), submission)
     with jupyterlab(tmp_path, "formgrader", {"GRADING_ROOT": str(grading)}) as (base, token):
         fresh = browser.new_context(viewport={"width": 1400, "height": 900})  # no cookie: only the token link
         page = fresh.new_page()
@@ -135,13 +162,13 @@ def test_instructor_formgrader_opens_on_its_page_and_its_autograde_button_uses_t
         page.screenshot(path=SCREENSHOTS / "formgrader_assignments.png")
         assert "exchange" not in page.inner_text("body").lower()
 
-        page.goto(f"{base}/formgrader/manage_submissions/04_residual_blocks?token={token}")
+        page.goto(f"{base}/formgrader/manage_submissions/05_residual_blocks?token={token}")
         page.locator("tr:has-text('ann') td.autograde a").first.click()
         page.get_by_text("Successfully autograded").wait_for(timeout=600_000)
         report = (grading / "report.csv").read_text()
         page.screenshot(path=SCREENSHOTS / "formgrader_autograded.png")
         fresh.close()
-    full = f"{LESSON_04.full_marks:g}"
-    assert f"ann,04_residual_blocks,{full},{full},graded" in report, report
+    full = f"{LESSON_05.full_marks:g}"
+    assert f"ann,05_residual_blocks,{full},{full},graded" in report, report
     log = (tmp_path / "jupyterlab-formgrader.log").read_text()
     assert "exchange" not in log.lower() or "unwritable" not in log.lower(), log[-2000:]

@@ -1,4 +1,4 @@
-"""Lesson 05's checks: right pieces in any style pass; each typical mistake fails its own property with a hint."""
+"""Lesson 06's checks: right pieces in any style pass; each typical mistake fails its own property with a hint."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Lesson 04's checks: correct blocks in any style pass; each typical mistake fails with the right hint."""
+"""Lesson 05's checks: correct blocks in any style pass; each typical mistake fails with the right hint."""
 
 import pytest
 from fixtures.residual_blocks import (

@@ -1,4 +1,4 @@
-"""Lesson 06's checks: ResNeXt and DenseNet parts in any correct style pass; each mistake fails with its hint."""
+"""Lesson 08's checks: ResNeXt and DenseNet parts in any correct style pass; each mistake fails with its hint."""
 
 import pytest
 from fixtures.resnext_densenet import (

@@ -1,4 +1,4 @@
-"""Lesson 06: what the shortcuts cost is counted, and the lesion measurement is the worst deletion over the whole."""
+"""Lesson 07: what the shortcuts cost is counted, and the lesion measurement is the worst deletion over the whole."""
 
 import pytest
 import torch

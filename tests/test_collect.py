@@ -14,7 +14,7 @@ from notebooks import REPOSITORY
 from autograder.grading.intake.collect import collect, main, safe_id
 
 BIN = Path(sys.executable).parent
-A = "04_residual_blocks"
+A = "05_residual_blocks"
 JAN, FEB = (2024, 1, 15, 9, 0, 0), (2024, 2, 15, 9, 0, 0)
 
 
@@ -49,8 +49,8 @@ def reasons(report) -> dict[str, str]:
 
 def test_canvas_names_on_time_and_late_give_the_student_folder(tmp_path):
     archive = build_zip(tmp_path / "canvas.zip", [
-        ("smithjohn_1234_98765_04_residual_blocks.ipynb", notebook("john")),
-        ("doejane_LATE_2345_98766_04_residual_blocks-1.ipynb", notebook("jane")),
+        ("smithjohn_1234_98765_05_residual_blocks.ipynb", notebook("john")),
+        ("doejane_LATE_2345_98766_05_residual_blocks-1.ipynb", notebook("jane")),
     ])
     report = collect(archive, A, tmp_path / "root")
     assert report.pattern == "auto (canvas)"
@@ -60,7 +60,7 @@ def test_canvas_names_on_time_and_late_give_the_student_folder(tmp_path):
 
 def test_moodle_folders_give_the_student_folder_renamed_to_a_safe_name(tmp_path):
     archive = build_zip(tmp_path / "moodle.zip", [
-        ("Jane Doe_123456_assignsubmission_file_/04_residual_blocks.ipynb", notebook("jane")),
+        ("Jane Doe_123456_assignsubmission_file_/05_residual_blocks.ipynb", notebook("jane")),
         ("José Álvarez_123457_assignsubmission_file_/my work.ipynb", notebook("jose")),
         ("Jane Doe_123456_assignsubmission_onlinetext_/onlinetext.html", b"<p>see file</p>"),
     ])

@@ -34,12 +34,12 @@ def test_plain_text_is_kept_and_control_bytes_become_spaces():
 
 def test_report_csv_and_the_summary_carry_no_formula_and_no_control_byte(tmp_path):
     outcome = Outcome("=cmd|' /C calc'!A0", Status.TAMPERED, f"{FORMULA} {ESCAPES}", 3, 20, review=FORMULA)
-    write_report(tmp_path, "04_residual_blocks", [outcome])
+    write_report(tmp_path, "05_residual_blocks", [outcome])
     with (tmp_path / "report.csv").open() as handle:
         row = next(csv.DictReader(handle))
     assert all(not value.startswith(("=", "+", "-", "@")) for value in row.values())
     assert all(value.isprintable() for value in row.values())
-    printed = summary("04_residual_blocks", 1, [outcome], 1.0)
+    printed = summary("05_residual_blocks", 1, [outcome], 1.0)
     assert all(line.isprintable() for line in printed.splitlines())
 
 

@@ -37,7 +37,7 @@ from autograder.grading.settings import Settings
 from autograder.grading.status import Status
 from residual_course.probes import trace_forward
 
-RELEASE = nbformat.read(notebook_path("lessons", "04_residual_blocks"), as_version=4)
+RELEASE = nbformat.read(notebook_path("lessons", "05_residual_blocks"), as_version=4)
 
 
 def check(tmp_path: Path, text: str):
@@ -245,7 +245,7 @@ def test_operations_outside_the_allow_list_are_refused_before_anything_runs():
 
 def decision(tmp_path: Path, *cells: dict) -> decide.Decision:
     """decide() on a job of cells, without the sandbox around the processes (the protocol is under test here)."""
-    settings = Settings("04_residual_blocks", tmp_path, "sqlite://", isolated=False, wall_seconds=120, memory_gb=0)
+    settings = Settings("05_residual_blocks", tmp_path, "sqlite://", isolated=False, wall_seconds=120, memory_gb=0)
     result, why = decide.decide(settings, {"cells": list(cells)}, dict(os.environ))
     assert result is not None, why
     return result
@@ -486,7 +486,7 @@ def test_the_wall_limit_kills_the_whole_tree_even_a_daemon_holding_the_pipe():
 
 
 def test_each_worker_slot_has_its_own_gpu_and_submissions_wait_for_a_free_one(tmp_path):
-    settings = Settings("04_residual_blocks", tmp_path, "sqlite://", jobs=2, gpus=2)
+    settings = Settings("05_residual_blocks", tmp_path, "sqlite://", jobs=2, gpus=2)
     slots, busy, clashes = Slots(settings), set(), []
 
     def work(env: dict, _: int) -> None:
@@ -509,10 +509,10 @@ def test_each_worker_slot_has_its_own_gpu_and_submissions_wait_for_a_free_one(tm
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: nothing to refuse")
 def test_require_gpu_refuses_to_grade_on_the_cpu(tmp_path):
-    folder = tmp_path / "submitted" / "ann" / "04_residual_blocks"
+    folder = tmp_path / "submitted" / "ann" / "05_residual_blocks"
     folder.mkdir(parents=True)
-    (folder / "04_residual_blocks.ipynb").write_text(CORPUS["solved"].build())
-    done = subprocess.run(["make", "--no-print-directory", "autograde", "A=04_residual_blocks", "REQUIRE_GPU=1",
+    (folder / "05_residual_blocks.ipynb").write_text(CORPUS["solved"].build())
+    done = subprocess.run(["make", "--no-print-directory", "autograde", "A=05_residual_blocks", "REQUIRE_GPU=1",
                            f"VENV={Path(sys.executable).parent.parent}"], cwd=REPOSITORY, capture_output=True,
                           text=True, env={**os.environ, "GRADING_ROOT": str(tmp_path)})
     assert done.returncode != 0 and "sees no CUDA GPU" in done.stdout
@@ -526,7 +526,7 @@ def test_require_gpu_refuses_to_grade_on_the_cpu(tmp_path):
 ])
 def test_instructor_mistakes_get_a_sentence_and_a_non_zero_exit(tmp_path, setup, says):
     root = tmp_path / "missing" if setup == "missing" else tmp_path
-    assignment = "04_residual_blockz" if setup == "typo" else "04_residual_blocks"
+    assignment = "04_residual_blockz" if setup == "typo" else "05_residual_blocks"
     done = subprocess.run(["make", "--no-print-directory", "autograde", f"A={assignment}",
                            f"VENV={Path(sys.executable).parent.parent}"], cwd=REPOSITORY, capture_output=True,
                           text=True, env={**os.environ, "GRADING_ROOT": str(root)})

@@ -26,7 +26,7 @@ from autograder.grading.nbgrader_steps.lms_export import export, parse_assignmen
 from autograder.grading.nbgrader_steps.lms_feedback import bundle
 
 SAMPLES = REPOSITORY / "tests" / "lms_samples"
-A, B = "04_residual_blocks", "05_building_a_resnet"
+A, B = "05_residual_blocks", "06_building_a_resnet"
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
 NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 GRADES_FIELDS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email", "raw_score",
@@ -93,10 +93,10 @@ def canvas_class(tmp_path: Path) -> Path:
     """A grading folder after `make collect` of two Canvas downloads (one student late, one collected but never
     graded) and `make grades`: a scored, a timed-out, an unsubmitted and a hand-copied submission."""
     root = tmp_path / "root"
-    collect(build_zip(tmp_path / "a.zip", ["smithjohn_1234_98765_04_residual_blocks.ipynb",
+    collect(build_zip(tmp_path / "a.zip", ["smithjohn_1234_98765_05_residual_blocks.ipynb",
                                           "doejane_LATE_2345_98766_04_residual-1.ipynb",
-                                          "leeann_3456_98767_04_residual_blocks.ipynb"]), A, root)
-    collect(build_zip(tmp_path / "b.zip", ["smithjohn_1234_99001_05_building_a_resnet.ipynb"]), B, root)
+                                          "leeann_3456_98767_05_residual_blocks.ipynb"]), A, root)
+    collect(build_zip(tmp_path / "b.zip", ["smithjohn_1234_99001_06_building_a_resnet.ipynb"]), B, root)
     write_grades(root, [grade("smithjohn", A, "8.5"), grade("doejane", A, "", "timeout", "ran past 600 s"),
                         grade("smithjohn", B, "12.0", max_score="12.0"), grade("doejane", B, "0.0", "not submitted",
                                                                                max_score="12.0"),
@@ -230,7 +230,7 @@ def test_the_command_lines_refuse_with_a_sentence(tmp_path: Path, capsys: pytest
     assert "LMS='blackboard': choose one of canvas, moodle" in refusal(lms_export.main, "blackboard")
     assert "holds no moodle ids: `make collect` keeps them" in refusal(lms_export.main, "moodle")
     assert "is not <assignment>=<Canvas assignment id>" in refusal(lms_export.main, "canvas", "--canvas-ids",
-                                                                   "04_residual_blocks:4711")
+                                                                   "05_residual_blocks:4711")
     assert "no moodle zip was written" in refusal(lms_feedback.main, "moodle", A)
     assert "LMS='blackboard'" in refusal(lms_feedback.main, "blackboard", A)
 

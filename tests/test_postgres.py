@@ -70,7 +70,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def graded(database_url, tmp_path_factory) -> Path:
-    """Grade a solved and an untouched lesson 04 into the PostgreSQL gradebook, and export grades.csv."""
+    """Grade a solved and an untouched lesson 05 into the PostgreSQL gradebook, and export grades.csv."""
     root = tmp_path_factory.mktemp("course")
     for student, mistakes in STUDENTS.items():
         folder = root / "submitted" / student / CASE.assignment

@@ -56,7 +56,7 @@ def main() -> int:
 def _arguments() -> argparse.Namespace:
     """The command line: the assignments, and how to grade them."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("assignments", nargs="+", help="folders of solutions/, e.g. 04_residual_blocks, or all")
+    parser.add_argument("assignments", nargs="+", help="folders of solutions/, e.g. 05_residual_blocks, or all")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
     parser.add_argument("--wall", type=float, default=WALL_SECONDS, help="seconds for a whole notebook")
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="memory per submission (GiB)")

@@ -1,4 +1,4 @@
-"""Probes of a residual block's behaviour that several lessons' checks share: lesson 04's blocks, lesson 07's ResNeXt
+"""Probes of a residual block's behaviour that several lessons' checks share: lesson 05's blocks, lesson 08's ResNeXt
 and DenseNet parts, lesson 03's residual MLP block (a zero branch, the wiring of its layers, parameter counts,
 strides, device and gradient).
 

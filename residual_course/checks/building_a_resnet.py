@@ -1,7 +1,7 @@
-"""Checks for lesson 05's pieces of a ResNet: make_stage, a stage-level shortcut, the GAP head and ResNet itself.
+"""Checks for lesson 06's pieces of a ResNet: make_stage, a stage-level shortcut, the GAP head and ResNet itself.
 
 Every check that needs blocks hands the learner's code a `ProbeBlock` of its own, never the learner's BasicBlock:
-a mistake in that block (lesson 04) then costs no points here, and the probe remembers what it was asked to be.
+a mistake in that block (lesson 05) then costs no points here, and the probe remembers what it was asked to be.
 The checks of ResNet stop the forward pass at the first block, or feed inputs that end as 1x1 feature maps, so that
 a mistake in make_stage or in the GAP head does not fail them too.
 """
@@ -35,7 +35,7 @@ Factory = Callable[..., nn.Module]
 class ProbeBlock(nn.Module):
     """A stand-in block that the checks pass as `block`: 3x3 conv (stride, no bias) - BN - ReLU.
 
-    Not residual on purpose (the checks of this lesson must not depend on lesson 04's block). It remembers the
+    Not residual on purpose (the checks of this lesson must not depend on lesson 05's block). It remembers the
     arguments it was built with, so a check can see what the learner's code asked for.
     """
 

@@ -17,9 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet, resnet18, resnext50_32x4d
 
+from residual_course import shattered
 from residual_course.checks.report import Property, PropertyFailed, run_properties
 from residual_course.checks.subjects import build, name_of, random_tensor, salted_seed
 from residual_course.data import Split
+from residual_course.diagnostics import stream_variances
 from residual_course.gradients import first_to_last_ratio, signal_profile
 from residual_course.models import make_mlp
 from residual_course.studies import IDENTITY_BASELINE, identity_error
@@ -154,7 +156,7 @@ def last_stage_share() -> float:
 
 
 def check_last_stage_share(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 05: the share of ResNet-18's parameters in its last stage, predicted and measured."""
+    """Lesson 06: the share of ResNet-18's parameters in its last stage, predicted and measured."""
     _check("last_stage_share", prediction, measurement, last_stage_share)
 
 
@@ -165,7 +167,7 @@ def grouped_share() -> float:
 
 
 def check_grouped_share(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 07: the grouped 3x3 convolution's share of a ResNeXt block's conv weights, predicted and measured."""
+    """Lesson 08: the grouped 3x3 convolution's share of a ResNeXt block's conv weights, predicted and measured."""
     _check("grouped_share", prediction, measurement, grouped_share)
 
 
@@ -198,13 +200,13 @@ def kept_fraction(device: torch.device) -> float:
 
 
 def check_kept_fraction(device: torch.device, *, prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 04: what fraction of the stream does a post-activation block's ReLU after the addition let through at
+    """Lesson 05: what fraction of the stream does a post-activation block's ReLU after the addition let through at
     initialisation? Predicted and measured as a number."""
     _check("kept_fraction", prediction, measurement, lambda: kept_fraction(device))
 
 
 def extra_parameters(network_class: Callable[..., nn.Module], blocks_per_stage: int) -> int:
-    """What the shortcuts add to lesson 06's network: the residual one's parameters less its plain twin's."""
+    """What the shortcuts add to lesson 07's network: the residual one's parameters less its plain twin's."""
     def count(residual: bool) -> int:
         call = f"{name_of(network_class, 'CifarStyleNet')}({blocks_per_stage}, residual={residual})"
         return sum(p.numel() for p in build(network_class, blocks_per_stage, residual=residual,
@@ -215,6 +217,51 @@ def extra_parameters(network_class: Callable[..., nn.Module], blocks_per_stage: 
 
 def check_extra_parameters(network_class: Callable[..., nn.Module], blocks_per_stage: int, *,
                            prediction: object = UNSET, measurement: object = UNSET) -> None:
-    """Lesson 06: how many parameters the projection shortcuts (option B) add, worked out by hand and counted."""
+    """Lesson 07: how many parameters the projection shortcuts (option B) add, worked out by hand and counted."""
     _check("extra_parameters", prediction, measurement, lambda: float(extra_parameters(network_class,
                                                                                         blocks_per_stage)))
+
+
+LAG_ONE_NETWORKS = 10  # fresh networks the reference averages: one alone ranges over about ±0.1
+
+
+@functools.cache  # both of the exercise's cells ask for it; the salt is the process's
+def residual_lag_one() -> float:
+    """The lag-1 autocorrelation of dy/dx of fresh 50-unit residual scalar networks (lesson 04's, BatchNorm, width
+    200, 256 inputs on [-2, 2]), the mean over LAG_ONE_NETWORKS networks drawn from this run's salt."""
+    points = shattered.input_points()
+    values = []
+    for index in range(LAG_ONE_NETWORKS):
+        gradient = shattered.derivative(shattered.network(50, True, seed=salted_seed("lag one", index)), points)
+        centred = gradient.double() - gradient.double().mean()
+        values.append(((centred[:-1] * centred[1:]).sum() / centred.square().sum()).item())
+    return sum(values) / len(values)
+
+
+def check_residual_lag_one(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 04: how correlated is a 50-unit residual network's gradient from one input to the next? Its lag-1
+    autocorrelation, predicted and measured."""
+    _check("residual_lag_one", prediction, measurement, residual_lag_one)
+
+
+GROWTH_NETWORKS = 5  # fresh networks the reference averages: one alone ranges over about ±0.04
+
+
+@functools.cache
+def growth_per_block() -> float:
+    """The factor by which the residual stream's variance grows per block, (v_50 / v_0)^(1/50), in fresh 50-unit
+    residual scalar networks without normalisation (lesson 04's), the mean over GROWTH_NETWORKS drawn from this
+    run's salt."""
+    points = shattered.input_points()
+    factors = []
+    for index in range(GROWTH_NETWORKS):
+        network = shattered.network(50, True, "none", seed=salted_seed("growth", index))
+        variances = stream_variances(network.running(), network.first(points))
+        factors.append((variances[-1] / variances[0]) ** (1 / 50))
+    return sum(factors) / len(factors)
+
+
+def check_growth_per_block(*, prediction: object = UNSET, measurement: object = UNSET) -> None:
+    """Lesson 04: by what factor does an unnormalised residual stream's variance grow per block at He
+    initialisation? Predicted and measured."""
+    _check("growth_per_block", prediction, measurement, growth_per_block)

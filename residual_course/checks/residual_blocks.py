@@ -1,4 +1,4 @@
-"""Checks for lesson 04's blocks: BasicBlock, Bottleneck and PreActBlock, judged by behaviour alone.
+"""Checks for lesson 05's blocks: BasicBlock, Bottleneck and PreActBlock, judged by behaviour alone.
 
 Each block's diagram is written once below as its wiring: which layer reads which tensor. The "wiring" property
 walks it on random weights in train and eval mode (block_probes.Wiring), so a block passes by computing the
@@ -32,7 +32,7 @@ from residual_course.checks.subjects import build, expect_batchnorm_modes, expec
 from residual_course.formulas import basic_block_params, bottleneck_params, preact_block_params
 from residual_course.probes import trace_layers
 
-# ---------------------------------------------------------------- lesson 04's probes
+# ---------------------------------------------------------------- lesson 05's probes
 
 def _expect_shape(block: nn.Module, inputs: Tensor, expected: tuple[int, ...], call: str) -> Tensor:
     """Run the block and compare the output shape with the expected one."""

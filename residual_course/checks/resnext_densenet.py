@@ -1,4 +1,4 @@
-"""Checks for lesson 07: ResNeXt's grouped block and DenseNet's layer, block and transition, judged by behaviour."""
+"""Checks for lesson 08: ResNeXt's grouped block and DenseNet's layer, block and transition, judged by behaviour."""
 
 from __future__ import annotations
 

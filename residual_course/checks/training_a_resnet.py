@@ -1,4 +1,4 @@
-"""Checks for lesson 06's lesion test: the learner's measurement of how much accuracy a trained network keeps when
+"""Checks for lesson 07's lesion test: the learner's measurement of how much accuracy a trained network keeps when
 one of its blocks is deleted, judged on networks and data drawn from this run's salt."""
 
 from __future__ import annotations

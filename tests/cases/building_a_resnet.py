@@ -1,4 +1,4 @@
-"""Grading case of lesson 05: each mistake costs only its own exercise's cells, never ResNet's as well."""
+"""Grading case of lesson 06: each mistake costs only its own exercise's cells, never ResNet's as well."""
 
 from cases import LessonCase, Mistake
 
@@ -20,7 +20,7 @@ RESNET_STEM_STRIDE_1 = Mistake("resnet", "nn.Conv2d(in_channels, widths[0], 7, s
 
 RESNET_FIRST_STAGE_STRIDE_2 = Mistake("resnet", "stride=1 if index == 0 else 2", "stride=2")
 
-# Lesson 04's mistake in the pasted block: no graded cell of lesson 05 depends on the learner's BasicBlock.
+# Lesson 05's mistake in the pasted block: no graded cell of lesson 06 depends on the learner's BasicBlock.
 BASIC_BLOCK_RELU_BEFORE_ADD = Mistake("basic-block", """        out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))""", """        out = self.relu(self.bn2(self.conv2(out)))
         return out + self.shortcut(x)""")
@@ -37,20 +37,20 @@ RESNET_FROM_CONVNET = Mistake("resnet", """        stages, channels = [], widths
         channels = widths[-1]""")
 
 CASE = LessonCase(
-    assignment="05_building_a_resnet",
+    assignment="06_building_a_resnet",
     full_marks=21,
     mistakes={
-        "l05-stride-in-every-block": ((STRIDE_IN_EVERY_BLOCK,), frozenset({"make-stage-stride"})),
-        "l05-stage-shortcut-no-projection": ((STAGE_SHORTCUT_NO_PROJECTION,),
+        "l06-stride-in-every-block": ((STRIDE_IN_EVERY_BLOCK,), frozenset({"make-stage-stride"})),
+        "l06-stage-shortcut-no-projection": ((STAGE_SHORTCUT_NO_PROJECTION,),
                                              frozenset({"stage-shortcut-projection"})),
-        "l05-gap-head-flattens": ((GAP_HEAD_FLATTENS_WITHOUT_POOLING,), frozenset({"gap-head-pools"})),
-        "l05-resnet-stem-stride-1": ((RESNET_STEM_STRIDE_1,), frozenset({"resnet-stem"})),
-        "l05-resnet-first-stage-stride-2": ((RESNET_FIRST_STAGE_STRIDE_2,), frozenset({"resnet-stages"})),
-        "l05-drop-in-convnet": ((RESNET_FROM_CONVNET,), frozenset({
+        "l06-gap-head-flattens": ((GAP_HEAD_FLATTENS_WITHOUT_POOLING,), frozenset({"gap-head-pools"})),
+        "l06-resnet-stem-stride-1": ((RESNET_STEM_STRIDE_1,), frozenset({"resnet-stem"})),
+        "l06-resnet-first-stage-stride-2": ((RESNET_FIRST_STAGE_STRIDE_2,), frozenset({"resnet-stages"})),
+        "l06-drop-in-convnet": ((RESNET_FROM_CONVNET,), frozenset({
             "resnet-stem", "resnet-stages", "resnet-head-params", "resnet-small-input"})),
-        "l05-basic-block-relu-before-add": ((BASIC_BLOCK_RELU_BEFORE_ADD,), frozenset()),
+        "l06-basic-block-relu-before-add": ((BASIC_BLOCK_RELU_BEFORE_ADD,), frozenset()),
         # four stages, so a quarter each; and the last stage's first block counted as the whole stage
-        "l05-share-a-quarter": ((Mistake("predicted-share", "predicted_share = 64 / (1 + 4 + 16 + 64)",
+        "l06-share-a-quarter": ((Mistake("predicted-share", "predicted_share = 64 / (1 + 4 + 16 + 64)",
                                          "predicted_share = 1 / 4"),
                                  Mistake("measured-share", "count_parameters(reference_net.layer4)",
                                          "count_parameters(reference_net.layer4[0])")),

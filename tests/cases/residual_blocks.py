@@ -1,4 +1,4 @@
-"""Grading case of lesson 04."""
+"""Grading case of lesson 05."""
 
 from cases import LessonCase, Mistake
 
@@ -40,19 +40,19 @@ class BasicBlock(resnet.BasicBlock):
 class MyFirstTry(nn.Module):""")
 
 CASE = LessonCase(
-    assignment="04_residual_blocks",
+    assignment="05_residual_blocks",
     full_marks=20,
     mistakes={
-        "l04-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"basic-block-relu-after-add"})),
-        "l04-no-projection": ((NO_PROJECTION,), frozenset({"basic-block-projection"})),
-        "l04-bottleneck-v1-stride": ((BOTTLENECK_STRIDE_IN_FIRST_1X1, BOTTLENECK_STRIDE_NOT_IN_3X3),
+        "l05-relu-before-add": ((RELU_BEFORE_ADD,), frozenset({"basic-block-relu-after-add"})),
+        "l05-no-projection": ((NO_PROJECTION,), frozenset({"basic-block-projection"})),
+        "l05-bottleneck-v1-stride": ((BOTTLENECK_STRIDE_IN_FIRST_1X1, BOTTLENECK_STRIDE_NOT_IN_3X3),
                                      frozenset({"bottleneck-projection"})),
-        "l04-drop-in-torchvision": ((TORCHVISION_BASIC_BLOCK,), frozenset({
+        "l05-drop-in-torchvision": ((TORCHVISION_BASIC_BLOCK,), frozenset({
             "basic-block-identity", "basic-block-relu-after-add", "basic-block-projection", "basic-block-batchnorm"})),
-        "l04-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
+        "l05-preact-relu-after-add": ((PREACT_RELU_AFTER_ADD,), frozenset({"preact-no-relu-after-add"})),
         # a centred sum is negative half the time, forgetting that the stream x >= 0; and a stream measured without
         # the previous block's ReLU (a standard normal), which the block cuts half of
-        "l04-kept-half": (
+        "l05-kept-half": (
             (Mistake("predicted-kept", "predicted_kept_fraction = 0.5 * 0.5 + 0.5 * (1 - 0.5 * 0.5)",
                      "predicted_kept_fraction = 0.5"),
              Mistake("measured-kept", "stream = torch.relu(torch.randn(64, 16, 8, 8, device=device))",

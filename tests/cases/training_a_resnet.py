@@ -1,19 +1,19 @@
-"""Grading case of lesson 06."""
+"""Grading case of lesson 07."""
 
 from cases import LessonCase, Mistake
 
 CASE = LessonCase(
-    assignment="06_training_a_resnet",
+    assignment="07_training_a_resnet",
     full_marks=5,
     mistakes={
         # the projections' BatchNorms forgotten: 2,560 instead of 2,752
-        "l06-extra-without-batchnorm": (
+        "l07-extra-without-batchnorm": (
             (Mistake("predicted-extra", "predicted_extra_parameters = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)",
                      "predicted_extra_parameters = 16 * 32 + 32 * 64"),),
             frozenset({"extra-predicted"}),
         ),
         # the residual network's whole count, not the difference
-        "l06-extra-measures-the-total": (
+        "l07-extra-measures-the-total": (
             (Mistake("measured-extra",
                      "measured_extra_parameters = (count_parameters(CifarStyleNet(3, residual=True))\n"
                      "                             - count_parameters(CifarStyleNet(3, residual=False)))",
@@ -21,7 +21,7 @@ CASE = LessonCase(
             frozenset({"extra-measured"}),
         ),
         # the average deletion instead of the worst
-        "l06-kept-average": (
+        "l07-kept-average": (
             (Mistake("accuracy-kept",
                      "return min(accuracy([b for i, b in enumerate(blocks) if i != index]) for index in indices) "
                      "/ whole",

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     [--max-mb N]; exits 1 when nothing was collected."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("zip", type=Path, help="the zip downloaded from the course platform")
-    parser.add_argument("assignment", help="assignment folder name, e.g. 04_residual_blocks")
+    parser.add_argument("assignment", help="assignment folder name, e.g. 05_residual_blocks")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("GRADING_ROOT") or REPOSITORY / "autograder"))
     parser.add_argument("--pattern", default=AUTO, help=f"{AUTO}, {', '.join(PRESETS)}, or a regex with (?P<student>)")
     parser.add_argument("--force", action="store_true", help="replace submissions that are already there")

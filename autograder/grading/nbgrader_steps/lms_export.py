@@ -144,13 +144,13 @@ def write(root: Path, sheet: Sheet) -> Path:
 
 
 def parse_assignment_ids(text: str) -> dict[str, str]:
-    """'04_residual_blocks=4711 05_building_a_resnet=4712' -> {assignment: Canvas assignment id}."""
+    """'05_residual_blocks=4711 06_building_a_resnet=4712' -> {assignment: Canvas assignment id}."""
     pairs = {}
     for item in text.replace(",", " ").split():
         name, _, number = item.partition("=")
         if not name or not number.isdigit():
             raise ValueError(f"CANVAS_IDS: {item!r} is not <assignment>=<Canvas assignment id>, e.g. "
-                             "04_residual_blocks=4711 (the number in the assignment's Canvas address)")
+                             "05_residual_blocks=4711 (the number in the assignment's Canvas address)")
         pairs[name] = number
     return pairs
 
