@@ -54,8 +54,10 @@ def test_tiny_bench_prints_one_table_and_writes_it_with_the_machine(tmp_path: Pa
     assert len(speedups) == 2 and all(float(value.removesuffix("x")) > 0 for value in speedups)
     assert any(measurement.startswith("test accuracy") and value.count("%") == 2 for (_, measurement), value in
                values.items())
-    redraws = [value for (part, _), value in values.items() if part == "2 widget"]
-    assert len(redraws) == 1 and float(redraws[0].removesuffix(" s")) > 0
+    redraws = {measurement: value for (part, measurement), value in values.items() if part == "2 widget"}
+    assert all(float(value.removesuffix(" s")) > 0 for value in redraws.values())
+    explorers = [measurement.split(" redraw")[0] for measurement in redraws]
+    assert explorers.count("gradient explorer") == 1 and explorers.count("shortcut explorer") == 4  # 2 views x 2 norms
     text = output.read_text()
     assert table in text and f"torch {torch.__version__}" in text and "cores" in text
     assert "bench.py --tiny" in text
