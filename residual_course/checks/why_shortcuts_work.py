@@ -35,11 +35,15 @@ check_autocorrelation = Check("function", "Check a learner's autocorrelation(g, 
                               "1-D signal at lags 0 to max_lag, and print one PASS/FAIL line per property.")
 
 
+def _lagged_sums(x: Tensor, max_lag: int) -> Tensor:
+    """sum_i x_i x_{i+k} for k = 0..max_lag: the numerator of every autocorrelation below, centred or not."""
+    return torch.stack([(x[: len(x) - k] * x[k:]).sum() for k in range(max_lag + 1)])
+
+
 def _reference_autocorrelation(g: Tensor, max_lag: int) -> Tensor:
-    """r_k = sum_i (g_i - mean)(g_{i+k} - mean) / sum_i (g_i - mean)^2, k = 0..max_lag."""
-    centred = g.double() - g.double().mean()
-    lagged = [(centred[: len(g) - k] * centred[k:]).sum() for k in range(max_lag + 1)]
-    return torch.stack(lagged) / centred.square().sum()
+    """r_k = sum_i (g_i - mean)(g_{i+k} - mean) / sum_i (g_i - mean)^2, k = 0..max_lag, in float64."""
+    sums = _lagged_sums(g.double() - g.double().mean(), max_lag)
+    return sums / sums[0]
 
 
 def _signals(device: torch.device) -> list[tuple[str, Tensor, int]]:
@@ -75,13 +79,13 @@ def _run_autocorrelation(function: Autocorrelation, g: Tensor, max_lag: int) -> 
 def _acf_hint(result: Tensor, g: Tensor, max_lag: int) -> str:
     """What the learner's numbers match instead of the autocorrelation, in words."""
     g64 = g.double()
-    centred = g64 - g64.mean()
     n = len(g)
-    plain = torch.stack([(g64[: n - k] * g64[k:]).sum() for k in range(max_lag + 1)]) / g64.square().sum()
+    uncentred = _lagged_sums(g64, max_lag)
+    plain = uncentred / uncentred[0]
     per_lag = _reference_autocorrelation(g, max_lag) * n / torch.tensor([n - k for k in range(max_lag + 1)],
                                                                           dtype=torch.float64, device=g.device)
     shifted = _reference_autocorrelation(g, max_lag + 1)[1:]
-    covariance = torch.stack([(centred[: n - k] * centred[k:]).sum() for k in range(max_lag + 1)])
+    covariance = _lagged_sums(g64 - g64.mean(), max_lag)
     pearson = torch.stack([torch.ones((), dtype=torch.float64, device=g.device)] + [
         torch.corrcoef(torch.stack([g64[: n - k], g64[k:]]))[0, 1] for k in range(1, max_lag + 1)])
     wrong = {
